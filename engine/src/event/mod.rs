@@ -1,0 +1,1 @@
+//! EventBridge envelopes in, single-finding events and normalized findings out.

@@ -1,0 +1,1 @@
+//! EventBridge event patterns: compile, and match many patterns against one event.

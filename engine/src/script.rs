@@ -1,0 +1,1 @@
+//! The Rhai sandbox: one constructor with every limit; expressions compiled once.

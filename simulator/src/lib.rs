@@ -1,0 +1,1 @@
+//! A simulated AWS organization implementing the engine's cloud traits.
