@@ -1,1 +1,11 @@
-//! A simulated AWS organization implementing the engine's cloud traits.
+//! A simulated AWS organization implementing the engine's cloud traits, so that playbooks and
+//! the real action logic run with no AWS account.
+//!
+//! - `world`: the state (accounts, IAM, EC2, SSM, SCPs) and a log of every mutating call.
+//! - `cloud`: [`SimCloud`], the traits over a world, persisted beside the journal for `--cloud sim`.
+
+mod cloud;
+pub mod world;
+
+pub use cloud::{SimCloud, WorldFileError};
+pub use world::World;

@@ -1,0 +1,137 @@
+//! `org.attach_deny_scp`: fence a member account with the quarantine SCP.
+//!
+//! AWS's quarantine pattern: one statement denying everything except to the break-glass roles
+//! (`ArnNotLike aws:PrincipalARN`). SCPs do not apply to the management account, so fencing it
+//! is refused rather than reported as done.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params};
+
+/// The action.
+pub struct AttachDenyScp;
+
+static META: ActionMeta = ActionMeta {
+    id: "org.attach_deny_scp",
+    description: "Attach a deny-all SCP (break-glass roles excepted) to the finding's account",
+    params: &[Param {
+        name: "policy_name",
+        required: false,
+        description: "SCP name (default: settings.deny_scp_name)",
+    }],
+    iam_actions: &[
+        "organizations:DescribeOrganization",
+        "organizations:ListRoots",
+        "organizations:EnablePolicyType",
+        "organizations:ListPolicies",
+        "organizations:CreatePolicy",
+        "organizations:AttachPolicy",
+        "organizations:DetachPolicy",
+        "organizations:ListPoliciesForTarget",
+    ],
+    example: "- id: fence\n  action: org.attach_deny_scp\n  with:\n    account: ${finding.account}\n",
+    idempotent: true,
+    undo: Some("detach the SCP (only if this run attached it)"),
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    policy_name: Option<String>,
+}
+
+/// The pre-state, which is also the undo record: release detaches only what this run attached.
+#[derive(Serialize, Deserialize)]
+struct Before {
+    account: String,
+    policy_name: String,
+    attached: bool,
+}
+
+/// The quarantine document: deny everything to everyone but the break-glass principals.
+pub(crate) fn deny_document(break_glass: &[String]) -> String {
+    let mut statement = json!({"Sid": "CordonQuarantine", "Effect": "Deny", "Action": "*", "Resource": "*"});
+    if !break_glass.is_empty() {
+        statement["Condition"] = json!({"ArnNotLike": {"aws:PrincipalARN": break_glass}});
+    }
+    json!({"Version": "2012-10-17", "Statement": [statement]}).to_string()
+}
+
+impl AttachDenyScp {
+    async fn refuse_management(&self, ctx: &Context<'_>) -> Result<crate::cloud::OrgInfo, ActionError> {
+        let org = ctx.cloud.org.describe().await?;
+        if org.management_account == ctx.target.account {
+            return Err(ActionError::Refused(format!(
+                "account {} is the organization's management account; SCPs do not apply to it",
+                ctx.target.account
+            )));
+        }
+        Ok(org)
+    }
+}
+
+#[async_trait]
+impl Action for AttachDenyScp {
+    fn meta(&self) -> &'static ActionMeta {
+        &META
+    }
+
+    async fn prepare(&self, ctx: &Context<'_>, params: &Params) -> Result<Value, ActionError> {
+        let a: Args = args(params)?;
+        self.refuse_management(ctx).await?;
+        let policy_name = a.policy_name.unwrap_or_else(|| ctx.settings.deny_scp_name.clone());
+        let account = ctx.target.account.clone();
+        let attached = ctx.cloud.org.policies_for_account(&account).await?.iter().any(|p| p.name == policy_name);
+        Ok(to_value(&Before { account, policy_name, attached }))
+    }
+
+    async fn execute(&self, ctx: &Context<'_>, _params: &Params, prepared: &Value) -> Result<Outcome, ActionError> {
+        let before: Before = record(prepared)?;
+        let org = self.refuse_management(ctx).await?;
+        let name = before.policy_name.clone();
+        if !org.scp_enabled {
+            ctx.cloud.org.enable_scp(&org.root_id).await?;
+        }
+        let policy = match ctx.cloud.org.find_policy(&name).await? {
+            Some(p) => p,
+            None => {
+                let doc = deny_document(&ctx.settings.break_glass_roles);
+                ctx.cloud.org.create_policy(&name, "cordon quarantine: deny all but break-glass", &doc).await?
+            }
+        };
+        let account = &before.account;
+        ctx.cloud.org.attach_policy(&policy.id, account).await?;
+        let now: Vec<String> =
+            ctx.cloud.org.policies_for_account(account).await?.into_iter().map(|p| p.id).collect();
+        if !now.contains(&policy.id) {
+            return Err(ActionError::Verify(format!("{} is not attached to account {account}", policy.id)));
+        }
+        // A quarantine that was already in place before this run is not ours to lift.
+        let undoable = !before.attached;
+        Ok(Outcome {
+            output: json!({"policy_id": policy.id, "policy_name": name, "account": account, "already_attached": before.attached}),
+            undoable,
+            proof: json!({"account": account, "attached_policies": now}),
+        })
+    }
+
+    async fn undo(&self, ctx: &Context<'_>, prepared: &Value) -> Result<Value, ActionError> {
+        let b: Before = record(prepared)?;
+        if b.attached {
+            return Ok(json!({"account": b.account, "note": "the SCP was attached before this run; left in place"}));
+        }
+        if let Some(policy) = ctx.cloud.org.find_policy(&b.policy_name).await? {
+            match ctx.cloud.org.detach_policy(&policy.id, &b.account).await {
+                Err(e) if e.kind != crate::cloud::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        let now = ctx.cloud.org.policies_for_account(&b.account).await?;
+        if now.iter().any(|p| p.name == b.policy_name) {
+            return Err(ActionError::Verify(format!("{} is still attached to {}", b.policy_name, b.account)));
+        }
+        Ok(json!({"account": b.account, "attached_policies": now.into_iter().map(|p| p.id).collect::<Vec<_>>()}))
+    }
+}

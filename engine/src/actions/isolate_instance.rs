@@ -1,0 +1,184 @@
+//! `ec2.isolate_instance`: cut an instance off the network with security groups, reversibly.
+//!
+//! Follows AWS's runbooks (`AWSSupport-ContainEC2Instance`, automated-forensic-orchestrator):
+//! a security-group change does not cut an already open *tracked* connection, so every network
+//! interface is first moved to an allow-all group (which makes open flows untracked) and then to
+//! the isolation group, which has no rules at all (its default egress rule revoked). Groups
+//! belong to network interfaces, so each interface's old list is kept for release. Traffic
+//! through NLB, GWLB, NAT, Transit Gateway or Network Firewall stays tracked whatever the groups
+//! say; the output says so, since only a network ACL cuts that.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params};
+use crate::cloud::{CloudError, InterfaceInfo, SecurityGroupInfo, Target};
+
+/// The action.
+pub struct IsolateInstance;
+
+static META: ActionMeta = ActionMeta {
+    id: "ec2.isolate_instance",
+    description: "Move every network interface of an instance to a no-rule isolation group (via an allow-all group, so open flows are cut), turn on termination protection",
+    params: &[
+        Param { name: "instance", required: true, description: "instance id" },
+        Param { name: "tags", required: false, description: "tags to add (map); default cordon:isolated-by=<run id>" },
+        Param { name: "termination_protection", required: false, description: "turn on DisableApiTermination (default true)" },
+    ],
+    iam_actions: &[
+        "ec2:DescribeInstances",
+        "ec2:DescribeSecurityGroups",
+        "ec2:CreateSecurityGroup",
+        "ec2:RevokeSecurityGroupEgress",
+        "ec2:AuthorizeSecurityGroupIngress",
+        "ec2:AuthorizeSecurityGroupEgress",
+        "ec2:ModifyNetworkInterfaceAttribute",
+        "ec2:ModifyInstanceAttribute",
+        "ec2:CreateTags",
+        "ec2:DeleteTags",
+    ],
+    example: "- id: isolate\n  action: ec2.isolate_instance\n  with:\n    instance: ${finding.resources[0].id}\n",
+    idempotent: true,
+    undo: Some("restore each network interface's groups, termination protection and tags"),
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    instance: String,
+    tags: Option<BTreeMap<String, String>>,
+    termination_protection: Option<bool>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Before {
+    instance: String,
+    vpc_id: String,
+    interfaces: Vec<InterfaceInfo>,
+    termination_protection: bool,
+    /// Tag values this action will overwrite, `None` where the key was absent.
+    tags: BTreeMap<String, Option<String>>,
+}
+
+fn wanted_tags(args: &Args, run_id: &str) -> BTreeMap<String, String> {
+    args.tags.clone().unwrap_or_else(|| BTreeMap::from([("cordon:isolated-by".to_string(), run_id.to_string())]))
+}
+
+/// Finds the named group in the VPC or creates it, shaped by `shape` when created.
+async fn ensure_group(ctx: &Context<'_>, vpc: &str, name: &str, allow_all: bool) -> Result<SecurityGroupInfo, ActionError> {
+    let t = &ctx.target;
+    let ec2 = &ctx.cloud.ec2;
+    if let Some(g) = ec2.find_security_group(t, vpc, name).await? {
+        return Ok(g);
+    }
+    let what = if allow_all { "allow-all step before isolation" } else { "isolation: no rules" };
+    let id = ec2.create_security_group(t, vpc, name, &format!("cordon {what}")).await?;
+    if allow_all {
+        ec2.allow_all_traffic(t, &id).await?;
+    } else {
+        ec2.revoke_all_egress(t, &id).await?;
+    }
+    ec2.describe_security_group(t, &id)
+        .await?
+        .ok_or_else(|| CloudError::not_found(format!("security group {id} vanished after creation")).into())
+}
+
+async fn describe(ctx: &Context<'_>, t: &Target, id: &str) -> Result<crate::cloud::InstanceInfo, ActionError> {
+    ctx.cloud
+        .ec2
+        .describe_instance(t, id)
+        .await?
+        .ok_or_else(|| CloudError::not_found(format!("instance {id} not found in {} {}", t.account, t.region)).into())
+}
+
+#[async_trait]
+impl Action for IsolateInstance {
+    fn meta(&self) -> &'static ActionMeta {
+        &META
+    }
+
+    async fn prepare(&self, ctx: &Context<'_>, params: &Params) -> Result<Value, ActionError> {
+        let a: Args = args(params)?;
+        let i = describe(ctx, &ctx.target, &a.instance).await?;
+        let tags = wanted_tags(&a, &ctx.target.run_id).into_keys().map(|k| {
+            let v = i.tags.get(&k).cloned();
+            (k, v)
+        });
+        Ok(to_value(&Before {
+            instance: i.id,
+            vpc_id: i.vpc_id,
+            interfaces: i.interfaces,
+            termination_protection: i.termination_protection,
+            tags: tags.collect(),
+        }))
+    }
+
+    async fn execute(&self, ctx: &Context<'_>, params: &Params, prepared: &Value) -> Result<Outcome, ActionError> {
+        let a: Args = args(params)?;
+        let before: Before = record(prepared)?;
+        let (t, ec2) = (&ctx.target, &ctx.cloud.ec2);
+        let untrack = ensure_group(ctx, &before.vpc_id, &ctx.settings.untrack_group_name, true).await?;
+        let isolation = ensure_group(ctx, &before.vpc_id, &ctx.settings.isolation_group_name, false).await?;
+        if isolation.ingress_rules + isolation.egress_rules > 0 {
+            return Err(ActionError::Verify(format!(
+                "isolation group {} has {} inbound and {} outbound rules; it must have none",
+                isolation.id, isolation.ingress_rules, isolation.egress_rules
+            )));
+        }
+        // Two swaps, every interface each time: allow-all first so open flows become untracked,
+        // then the empty group, which drops them.
+        for group in [&untrack.id, &isolation.id] {
+            for eni in &before.interfaces {
+                ec2.set_interface_groups(t, &eni.id, std::slice::from_ref(group)).await?;
+            }
+        }
+        if a.termination_protection.unwrap_or(true) {
+            ec2.set_termination_protection(t, &before.instance, true).await?;
+        }
+        ec2.create_tags(t, &before.instance, &wanted_tags(&a, &t.run_id)).await?;
+
+        let after = describe(ctx, t, &before.instance).await?;
+        let wrong: Vec<&InterfaceInfo> = after.interfaces.iter().filter(|e| e.groups != [isolation.id.clone()]).collect();
+        if !wrong.is_empty() || after.interfaces.len() != before.interfaces.len() {
+            return Err(ActionError::Verify(format!("interfaces not isolated: {wrong:?}")));
+        }
+        Ok(Outcome {
+            output: json!({
+                "instance": before.instance,
+                "isolation_group": isolation.id,
+                "interfaces": after.interfaces.len(),
+                "note": "flows through NLB, GWLB, NAT, Transit Gateway or Network Firewall stay tracked; use a network ACL deny for those",
+            }),
+            undoable: true,
+            proof: json!({"interfaces": after.interfaces, "isolation_group_rules": {"ingress": isolation.ingress_rules, "egress": isolation.egress_rules}, "termination_protection": after.termination_protection}),
+        })
+    }
+
+    async fn undo(&self, ctx: &Context<'_>, prepared: &Value) -> Result<Value, ActionError> {
+        let b: Before = record(prepared)?;
+        let (t, ec2, b) = (&ctx.target, &ctx.cloud.ec2, &b);
+        for eni in &b.interfaces {
+            ec2.set_interface_groups(t, &eni.id, &eni.groups).await?;
+        }
+        ec2.set_termination_protection(t, &b.instance, b.termination_protection).await?;
+        let restore: BTreeMap<String, String> = b.tags.iter().filter_map(|(k, v)| Some((k.clone(), v.clone()?))).collect();
+        let remove: Vec<String> = b.tags.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k.clone()).collect();
+        if !remove.is_empty() {
+            ec2.delete_tags(t, &b.instance, &remove).await?;
+        }
+        if !restore.is_empty() {
+            ec2.create_tags(t, &b.instance, &restore).await?;
+        }
+        let after = describe(ctx, t, &b.instance).await?;
+        for eni in &b.interfaces {
+            let now = after.interfaces.iter().find(|e| e.id == eni.id).map(|e| &e.groups);
+            if now != Some(&eni.groups) {
+                return Err(ActionError::Verify(format!("{} has groups {now:?}, expected {:?}", eni.id, eni.groups)));
+            }
+        }
+        Ok(json!({"interfaces": after.interfaces, "termination_protection": after.termination_protection}))
+    }
+}

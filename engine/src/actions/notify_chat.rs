@@ -1,0 +1,44 @@
+//! `notify.chat`: post a message to the responders' channel.
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{args, Action, ActionError, ActionMeta, Context, Outcome, Param, Params};
+
+/// The action.
+pub struct NotifyChat;
+
+static META: ActionMeta = ActionMeta {
+    id: "notify.chat",
+    description: "Post a message to the chat channel",
+    params: &[
+        Param { name: "text", required: true, description: "message text (finding fields are inserted as text)" },
+        Param { name: "channel", required: false, description: "channel (default: the configured one)" },
+    ],
+    iam_actions: &[],
+    example: "- id: tell\n  action: notify.chat\n  with:\n    text: \"Isolated ${finding.resources[0].id} in ${finding.account}\"\n",
+    // A repeated post is noise, not harm, but a human should know a step was interrupted.
+    idempotent: false,
+    undo: None,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    text: String,
+    channel: Option<String>,
+}
+
+#[async_trait]
+impl Action for NotifyChat {
+    fn meta(&self) -> &'static ActionMeta {
+        &META
+    }
+
+    async fn execute(&self, ctx: &Context<'_>, params: &Params, _prepared: &Value) -> Result<Outcome, ActionError> {
+        let a: Args = args(params)?;
+        ctx.cloud.chat.post(a.channel.as_deref(), &a.text).await?;
+        Ok(Outcome { output: json!({"posted": true}), undoable: false, proof: json!({"channel": a.channel}) })
+    }
+}

@@ -1,0 +1,174 @@
+//! `iam.revoke_role_sessions`: the IAM console's "Revoke active sessions".
+//!
+//! An inline policy named `AWSRevokeOlderSessions` denies everything to sessions whose
+//! `aws:TokenIssueTime` is older than now. It takes effect within minutes, not at once; it does
+//! not work on service-linked roles (refused here); long-term keys are unaffected. Running it
+//! again moves the time forward. With `accounts: all` it runs in every account of the
+//! organization where the role exists (stolen credentials of a role deployed everywhere).
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params};
+use crate::clock::rfc3339;
+use crate::cloud::{ErrorKind, Target};
+
+/// The action.
+pub struct RevokeRoleSessions;
+
+static META: ActionMeta = ActionMeta {
+    id: "iam.revoke_role_sessions",
+    description: "Deny every session of a role issued before now (inline AWSRevokeOlderSessions policy)",
+    params: &[
+        Param { name: "role", required: true, description: "role name" },
+        Param {
+            name: "accounts",
+            required: false,
+            description: "account ids, or \"all\" for every account where the role exists (default: the target account)",
+        },
+    ],
+    iam_actions: &["iam:GetRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "organizations:ListAccounts"],
+    example: "- id: revoke\n  action: iam.revoke_role_sessions\n  with:\n    role: ${finding.resources[0].id}\n",
+    idempotent: true,
+    undo: Some("restore the role's previous revoke policy, or delete it"),
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    role: String,
+    accounts: Option<Accounts>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Accounts {
+    Named(String),
+    List(Vec<String>),
+}
+
+/// Per account: whether the role exists and what revoke policy it already had.
+#[derive(Serialize, Deserialize)]
+struct Before {
+    role: String,
+    accounts: Vec<AccountBefore>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AccountBefore {
+    account: String,
+    exists: bool,
+    previous: Option<String>,
+}
+
+/// The deny policy for sessions issued before `now_ms`.
+pub(crate) fn revoke_document(now_ms: u64) -> String {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Deny",
+            "Action": ["*"],
+            "Resource": ["*"],
+            "Condition": {"DateLessThan": {"aws:TokenIssueTime": rfc3339(now_ms)}}
+        }]
+    })
+    .to_string()
+}
+
+fn in_account(ctx: &Context<'_>, account: &str) -> Target {
+    Target { account: account.to_string(), ..ctx.target.clone() }
+}
+
+#[async_trait]
+impl Action for RevokeRoleSessions {
+    fn meta(&self) -> &'static ActionMeta {
+        &META
+    }
+
+    async fn prepare(&self, ctx: &Context<'_>, params: &Params) -> Result<Value, ActionError> {
+        let a: Args = args(params)?;
+        let accounts = match a.accounts {
+            None => vec![ctx.target.account.clone()],
+            Some(Accounts::Named(s)) if s == "all" => ctx.cloud.org.list_accounts().await?,
+            Some(Accounts::Named(s)) => vec![s],
+            Some(Accounts::List(l)) => l,
+        };
+        let mut out = Vec::with_capacity(accounts.len());
+        for account in accounts {
+            let t = in_account(ctx, &account);
+            let role = ctx.cloud.iam.get_role(&t, &a.role).await?;
+            if let Some(r) = &role {
+                if r.is_service_linked() {
+                    return Err(ActionError::Refused(format!(
+                        "{} is a service-linked role; IAM cannot revoke its sessions",
+                        r.arn
+                    )));
+                }
+            }
+            let previous = match role {
+                Some(_) => ctx.cloud.iam.get_role_policy(&t, &a.role, &ctx.settings.revoke_policy_name).await?,
+                None => None,
+            };
+            out.push(AccountBefore { account, exists: role.is_some(), previous });
+        }
+        Ok(to_value(&Before { role: a.role, accounts: out }))
+    }
+
+    async fn execute(&self, ctx: &Context<'_>, _params: &Params, prepared: &Value) -> Result<Outcome, ActionError> {
+        let before: Before = record(prepared)?;
+        let name = &ctx.settings.revoke_policy_name;
+        let doc = revoke_document(ctx.now_ms);
+        let mut revoked = Vec::new();
+        for acct in before.accounts.iter().filter(|a| a.exists) {
+            let t = in_account(ctx, &acct.account);
+            ctx.cloud.iam.put_role_policy(&t, &before.role, name, &doc).await?;
+            let read = ctx.cloud.iam.get_role_policy(&t, &before.role, name).await?;
+            if read.as_deref().map(same_json) != Some(same_json(&doc)) {
+                return Err(ActionError::Verify(format!(
+                    "role {} in {} does not carry the revoke policy after PutRolePolicy",
+                    before.role, acct.account
+                )));
+            }
+            revoked.push(acct.account.clone());
+        }
+        if revoked.is_empty() {
+            return Err(ActionError::Cloud(crate::cloud::CloudError::new(
+                ErrorKind::NotFound,
+                format!("role {} exists in none of the accounts asked for", before.role),
+            )));
+        }
+        Ok(Outcome {
+            output: json!({"role": before.role, "accounts": revoked, "issued_before": rfc3339(ctx.now_ms)}),
+            undoable: true,
+            proof: json!({"policy": name, "accounts": revoked, "document": serde_json::from_str::<Value>(&doc).unwrap_or_default()}),
+        })
+    }
+
+    async fn undo(&self, ctx: &Context<'_>, prepared: &Value) -> Result<Value, ActionError> {
+        let before: Before = record(prepared)?;
+        let name = &ctx.settings.revoke_policy_name;
+        let mut restored = Vec::new();
+        for acct in before.accounts.iter().filter(|a| a.exists) {
+            let t = in_account(ctx, &acct.account);
+            match &acct.previous {
+                Some(doc) => ctx.cloud.iam.put_role_policy(&t, &before.role, name, doc).await?,
+                None => match ctx.cloud.iam.delete_role_policy(&t, &before.role, name).await {
+                    Err(e) if e.kind != ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                },
+            }
+            let now = ctx.cloud.iam.get_role_policy(&t, &before.role, name).await?;
+            if now.as_deref().map(same_json) != acct.previous.as_deref().map(same_json) {
+                return Err(ActionError::Verify(format!("role {} in {} was not restored", before.role, acct.account)));
+            }
+            restored.push(json!({"account": acct.account, "policy_present": now.is_some()}));
+        }
+        Ok(json!({"role": before.role, "accounts": restored}))
+    }
+}
+
+/// Policy documents compare as JSON: IAM may reformat them.
+fn same_json(doc: &str) -> Value {
+    serde_json::from_str(doc).unwrap_or_else(|_| Value::String(doc.to_string()))
+}

@@ -1,0 +1,217 @@
+//! The sled journal. sled is touched only here.
+//!
+//! Keys start with a record-kind byte (never reused once used), then ids, then big-endian
+//! numbers, so that order on disk is order in time (run ids are UUIDv7):
+//! - `R` run id -> the run (JSON)
+//! - `D` dedup key -> run id
+//! - `T` run id 0x00 seq(u64 BE) -> timeline entry (JSON)
+//! - `O` run id -> nothing: the run is open (unfinished or waiting), so start-up need not scan all
+
+use std::path::Path;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use super::{Entry, Inserted, Journal, JournalError, Result};
+use crate::run::{Run, RunState};
+
+const RUN: u8 = b'R';
+const DEDUP: u8 = b'D';
+const TIMELINE: u8 = b'T';
+const OPEN: u8 = b'O';
+
+/// A journal in a sled database directory.
+pub struct SledJournal {
+    db: sled::Db,
+    tree: sled::Tree,
+    path: String,
+}
+
+fn key(kind: u8, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + id.len());
+    k.push(kind);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn storage(e: impl std::fmt::Display) -> JournalError {
+    JournalError::Storage(e.to_string())
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(storage)
+}
+
+fn is_open(state: RunState) -> bool {
+    state.is_unfinished() || state == RunState::WaitingApproval
+}
+
+impl SledJournal {
+    /// Opens (or creates) the journal at `path`. The cache is bounded: a process holding
+    /// thousands of waiting runs keeps them on disk, not in memory.
+    pub fn open(path: &Path) -> Result<SledJournal> {
+        let shown = path.display().to_string();
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(16 * 1024 * 1024)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
+                    JournalError::Locked(shown.clone())
+                }
+                other => JournalError::Storage(format!("{shown}: {other}")),
+            })?;
+        let tree = db.open_tree("cordon-v1").map_err(storage)?;
+        Ok(SledJournal { db, tree, path: shown })
+    }
+
+    /// Where the journal lives.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn timeline_key(&self, run: &str) -> Result<Vec<u8>> {
+        let seq = self.db.generate_id().map_err(storage)?;
+        let mut k = key(TIMELINE, run);
+        k.push(0);
+        k.extend_from_slice(&seq.to_be_bytes());
+        Ok(k)
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.tree.flush().map(|_| ()).map_err(storage)
+    }
+}
+
+impl Journal for SledJournal {
+    fn insert(&self, run: &Run, entry: &Entry) -> Result<Inserted> {
+        let (rk, dk, ok, tk) = (key(RUN, &run.id), key(DEDUP, &run.dedup_key), key(OPEN, &run.id), self.timeline_key(&run.id)?);
+        let (rv, ev) = (encode(run)?, encode(entry)?);
+        let outcome = (&self.tree,).transaction(|(t,)| {
+            if let Some(existing) = t.get(&dk)? {
+                return Err(ConflictableTransactionError::Abort(String::from_utf8_lossy(&existing).into_owned()));
+            }
+            t.insert(dk.as_slice(), run.id.as_bytes())?;
+            t.insert(rk.as_slice(), rv.as_slice())?;
+            t.insert(tk.as_slice(), ev.as_slice())?;
+            if is_open(run.state) {
+                t.insert(ok.as_slice(), &[][..])?;
+            }
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => {
+                self.flush()?;
+                Ok(Inserted::Created)
+            }
+            Err(TransactionError::Abort(existing)) => Ok(Inserted::Duplicate(existing)),
+            Err(TransactionError::Storage(e)) => Err(storage(e)),
+        }
+    }
+
+    fn update(&self, run: &Run, entry: &Entry) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        batch.insert(key(RUN, &run.id), encode(run)?);
+        batch.insert(self.timeline_key(&run.id)?, encode(entry)?);
+        if is_open(run.state) {
+            batch.insert(key(OPEN, &run.id), &[][..]);
+        } else {
+            batch.remove(key(OPEN, &run.id));
+        }
+        self.tree.apply_batch(batch).map_err(storage)?;
+        self.flush()
+    }
+
+    fn get(&self, id: &str) -> Result<Option<Run>> {
+        let Some(bytes) = self.tree.get(key(RUN, id)).map_err(storage)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| JournalError::Corrupt { key: format!("run {id}"), message: e.to_string() })
+    }
+
+    fn ids(&self) -> Result<Vec<String>> {
+        self.ids_with(RUN)
+    }
+
+    fn open_ids(&self) -> Result<Vec<String>> {
+        self.ids_with(OPEN)
+    }
+
+    fn timeline(&self, id: &str) -> Result<Vec<Entry>> {
+        let mut prefix = key(TIMELINE, id);
+        prefix.push(0);
+        self.tree
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (_, v) = kv.map_err(storage)?;
+                serde_json::from_slice(&v)
+                    .map_err(|e| JournalError::Corrupt { key: format!("timeline of {id}"), message: e.to_string() })
+            })
+            .collect()
+    }
+}
+
+impl SledJournal {
+    fn ids_with(&self, kind: u8) -> Result<Vec<String>> {
+        self.tree
+            .scan_prefix([kind])
+            .keys()
+            .map(|k| k.map(|k| String::from_utf8_lossy(&k[1..]).into_owned()).map_err(storage))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::{RunState, StepRecord, Trigger};
+    use serde_json::json;
+
+    fn run(id: &str, dedup: &str) -> Run {
+        Run {
+            id: id.into(),
+            playbook: "p".into(),
+            playbook_version: "1".into(),
+            playbook_source: String::new(),
+            playbook_file: "p.yaml".into(),
+            dedup_key: dedup.into(),
+            state: RunState::Pending,
+            trigger: Trigger::Event,
+            event: json!({}),
+            finding: json!({}),
+            vars: json!({}),
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            steps: vec![StepRecord::new("a", "notify.chat")],
+            error: None,
+            created_ms: 1,
+            updated_ms: 1,
+        }
+    }
+
+    fn entry(what: &str) -> Entry {
+        Entry { at_ms: 1, state: "pending".into(), step: None, what: what.into() }
+    }
+
+    #[test]
+    fn dedup_key_admits_one_run_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let j = SledJournal::open(dir.path()).unwrap();
+            assert_eq!(j.insert(&run("r1", "k"), &entry("created")).unwrap(), Inserted::Created);
+            assert_eq!(j.insert(&run("r2", "k"), &entry("created")).unwrap(), Inserted::Duplicate("r1".into()));
+            let mut r = j.get("r1").unwrap().unwrap();
+            r.state = RunState::Succeeded;
+            j.update(&r, &entry("done")).unwrap();
+        }
+        let j = SledJournal::open(dir.path()).unwrap();
+        assert_eq!(j.ids().unwrap(), vec!["r1".to_string()]);
+        assert!(j.get("r2").unwrap().is_none());
+        assert_eq!(j.get("r1").unwrap().unwrap().state, RunState::Succeeded);
+        assert!(j.open_ids().unwrap().is_empty(), "a finished run is not open");
+        let whats: Vec<String> = j.timeline("r1").unwrap().into_iter().map(|e| e.what).collect();
+        assert_eq!(whats, vec!["created", "done"]);
+    }
+}

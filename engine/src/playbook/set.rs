@@ -1,0 +1,222 @@
+//! All loaded playbooks, and one matcher over all their triggers.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::{compile, LoadError, Mode, PlaybookRef};
+use crate::event::FindingEvent;
+use crate::pattern::{Condition, PatternSet};
+use crate::script::{Context, Sandbox};
+
+/// The loaded playbooks.
+#[derive(Default)]
+pub struct PlaybookSet {
+    playbooks: Vec<PlaybookRef>,
+    patterns: PatternSet,
+}
+
+/// Why a playbook does or does not start a run for a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "detail")]
+pub enum MatchOutcome {
+    /// Pattern matched (and `when`, if any, was true): a run starts.
+    Run,
+    /// A Security Hub custom action named this playbook: a run starts.
+    CustomAction,
+    /// Pattern matched, but the playbook is manual: a person must start it.
+    ManualOnly,
+    /// Pattern matched, `when` was false.
+    WhenFalse,
+    /// Pattern matched, `when` failed: no run, and the error is logged.
+    WhenError(String),
+}
+
+impl MatchOutcome {
+    /// Whether a run starts.
+    pub fn starts_run(&self) -> bool {
+        matches!(self, MatchOutcome::Run | MatchOutcome::CustomAction)
+    }
+}
+
+/// A playbook whose trigger matched a finding.
+#[derive(Debug, Clone)]
+pub struct Match {
+    /// The playbook.
+    pub playbook: PlaybookRef,
+    /// What follows.
+    pub outcome: MatchOutcome,
+}
+
+/// One playbook's verdict on a finding, for `cordon explain`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    /// Playbook id.
+    pub playbook: String,
+    /// Mode.
+    pub mode: Mode,
+    /// Whether the event pattern matched.
+    pub pattern_matched: bool,
+    /// The outcome, when the pattern matched (or a custom action named it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<MatchOutcome>,
+    /// Each field condition of the pattern and whether it held.
+    pub conditions: Vec<ExplainedCondition>,
+}
+
+/// A pattern condition, explained.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExplainedCondition {
+    /// Field path.
+    pub path: String,
+    /// The pattern for that field.
+    pub expected: String,
+    /// Whether the event satisfied it.
+    pub matched: bool,
+}
+
+impl From<Condition> for ExplainedCondition {
+    fn from(c: Condition) -> Self {
+        ExplainedCondition { path: c.path, expected: c.expected, matched: c.matched }
+    }
+}
+
+impl PlaybookSet {
+    /// Compiles playbooks from `(file name, text)` pairs; every error of every file is returned.
+    pub fn from_sources<S: AsRef<str>>(sources: &[(S, S)], sandbox: &Sandbox) -> Result<PlaybookSet, Vec<LoadError>> {
+        let mut set = PlaybookSet::default();
+        let mut errors = Vec::new();
+        for (file, text) in sources {
+            match compile(file.as_ref(), text.as_ref(), sandbox) {
+                Ok(p) => {
+                    if let Some(other) = set.get(&p.id) {
+                        errors.push(LoadError {
+                            file: p.file.clone(),
+                            line: Some(1),
+                            field: "id".into(),
+                            message: format!("playbook id {:?} is already used by {}", p.id, other.file),
+                        });
+                        continue;
+                    }
+                    if let Some(pattern) = &p.pattern_json {
+                        if let Err(e) = set.patterns.add(set.playbooks.len(), pattern) {
+                            errors.push(LoadError { file: p.file.clone(), line: None, field: format!("trigger.match.{}", e.path), message: e.message });
+                            continue;
+                        }
+                    }
+                    set.playbooks.push(Arc::new(p));
+                }
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Loads every `*.yaml` / `*.yml` file directly in `dir` (subdirectories hold drills and
+    /// deployment templates, not playbooks).
+    pub fn load_dir(dir: &Path, sandbox: &Sandbox) -> Result<PlaybookSet, Vec<LoadError>> {
+        let shown = dir.display().to_string();
+        let io_err = |e: std::io::Error| vec![LoadError { file: shown.clone(), line: None, field: String::new(), message: e.to_string() }];
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map_err(io_err)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .collect();
+        files.sort();
+        let mut sources = Vec::with_capacity(files.len());
+        for f in files {
+            let text = std::fs::read_to_string(&f).map_err(io_err)?;
+            sources.push((f.display().to_string(), text));
+        }
+        PlaybookSet::from_sources(&sources, sandbox)
+    }
+
+    /// A playbook by id.
+    pub fn get(&self, id: &str) -> Option<&PlaybookRef> {
+        self.playbooks.iter().find(|p| p.id == id)
+    }
+
+    /// Every playbook, in load order.
+    pub fn iter(&self) -> impl Iterator<Item = &PlaybookRef> {
+        self.playbooks.iter()
+    }
+
+    /// Number of playbooks.
+    pub fn len(&self) -> usize {
+        self.playbooks.len()
+    }
+
+    /// Whether none are loaded.
+    pub fn is_empty(&self) -> bool {
+        self.playbooks.is_empty()
+    }
+
+    /// The playbook a Security Hub custom action names: by the action's name or the last part of
+    /// its ARN, compared without case (console names are free text; ids are at most 20 chars).
+    fn named_by(&self, fe: &FindingEvent) -> Option<&PlaybookRef> {
+        let action = fe.custom_action.as_ref()?;
+        let arn_id = action.arn.as_deref().and_then(|a| a.rsplit('/').next());
+        self.playbooks
+            .iter()
+            .find(|p| p.id.eq_ignore_ascii_case(action.name.trim()) || arn_id.is_some_and(|a| p.id.eq_ignore_ascii_case(a)))
+    }
+
+    /// Every playbook whose trigger matched the finding, with what follows for each.
+    pub fn evaluate(&self, fe: &FindingEvent, sandbox: &Sandbox) -> Vec<Match> {
+        let mut out: Vec<Match> = Vec::new();
+        if let Some(p) = self.named_by(fe) {
+            out.push(Match { playbook: p.clone(), outcome: MatchOutcome::CustomAction });
+        }
+        let ctx = trigger_context(fe);
+        for idx in self.patterns.matches(&fe.event) {
+            let Some(p) = self.playbooks.get(idx) else { continue };
+            if out.iter().any(|m| Arc::ptr_eq(&m.playbook, p)) {
+                continue;
+            }
+            let outcome = match (&p.when, p.mode) {
+                (_, Mode::Manual) => MatchOutcome::ManualOnly,
+                (None, _) => MatchOutcome::Run,
+                (Some(w), _) => match sandbox.eval_bool(w, &ctx) {
+                    Ok(true) => MatchOutcome::Run,
+                    Ok(false) => MatchOutcome::WhenFalse,
+                    Err(e) => MatchOutcome::WhenError(e.to_string()),
+                },
+            };
+            out.push(Match { playbook: p.clone(), outcome });
+        }
+        out
+    }
+
+    /// Every playbook's verdict on the finding, with the pattern conditions.
+    pub fn explain(&self, fe: &FindingEvent, sandbox: &Sandbox) -> Vec<Explanation> {
+        let matched = self.evaluate(fe, sandbox);
+        self.playbooks
+            .iter()
+            .enumerate()
+            .map(|(idx, p)| {
+                let m = matched.iter().find(|m| Arc::ptr_eq(&m.playbook, p));
+                let conditions: Vec<ExplainedCondition> =
+                    self.patterns.explain(idx, &fe.event).into_iter().map(Into::into).collect();
+                Explanation {
+                    playbook: p.id.clone(),
+                    mode: p.mode,
+                    pattern_matched: p.pattern.as_ref().is_some_and(|pat| pat.matches(&fe.event)),
+                    outcome: m.map(|m| m.outcome.clone()),
+                    conditions,
+                }
+            })
+            .collect()
+    }
+}
+
+/// What a trigger's `when` sees: the event and the finding (no vars, steps or run yet).
+pub(crate) fn trigger_context(fe: &FindingEvent) -> Context {
+    let finding = serde_json::to_value(&fe.finding).unwrap_or(Value::Null);
+    Context::new(&fe.event, &finding, &json!({}), &json!({}), &json!({}))
+}

@@ -1,0 +1,249 @@
+//! A run: one playbook executing for one finding, and the journaled state of each of its steps.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Journaled, not started.
+    Pending,
+    /// Steps executing.
+    Running,
+    /// Suspended at a step until a human decides.
+    WaitingApproval,
+    /// Every step succeeded, was skipped, or failed with `on_error: continue`.
+    Succeeded,
+    /// A step failed.
+    Failed,
+    /// An approver said no; later steps did not run.
+    Denied,
+    /// A non-idempotent step was interrupted: a human must look before anything else happens.
+    NeedsAttention,
+    /// Undoing its containment steps.
+    Releasing,
+    /// Every containment step undone.
+    Released,
+    /// Some undo failed; `release` can be run again.
+    ReleaseFailed,
+}
+
+impl RunState {
+    /// States a restart resumes.
+    pub fn is_unfinished(self) -> bool {
+        matches!(self, RunState::Pending | RunState::Running | RunState::Releasing)
+    }
+
+    /// States from which `release` may start.
+    pub fn is_releasable(self) -> bool {
+        matches!(
+            self,
+            RunState::Succeeded
+                | RunState::Failed
+                | RunState::Denied
+                | RunState::NeedsAttention
+                | RunState::WaitingApproval
+                | RunState::ReleaseFailed
+                | RunState::Releasing
+        )
+    }
+
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Pending => "pending",
+            RunState::Running => "running",
+            RunState::WaitingApproval => "waiting_approval",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::Denied => "denied",
+            RunState::NeedsAttention => "needs_attention",
+            RunState::Releasing => "releasing",
+            RunState::Released => "released",
+            RunState::ReleaseFailed => "release_failed",
+        }
+    }
+}
+
+/// Where a step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    /// Not reached yet.
+    Pending,
+    /// Marked started (and flushed) before its side effect; not known to be done.
+    Started,
+    /// Done, with proof.
+    Succeeded,
+    /// Failed after its retries.
+    Failed,
+    /// Its `when` was false, or the run ended before it.
+    Skipped,
+    /// Waiting for a human.
+    WaitingApproval,
+    /// A human (or the approval timeout) said no.
+    Denied,
+}
+
+/// A human's (or a timeout's) decision on a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Approved or denied.
+    pub approved: bool,
+    /// Who decided (`timeout` when the default applied).
+    pub by: String,
+    /// When (epoch ms).
+    pub at_ms: u64,
+}
+
+/// Release of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseState {
+    /// Marked before the undo call.
+    Started,
+    /// Undone, with proof.
+    Done,
+    /// The undo failed; `release` retries it.
+    Failed,
+}
+
+/// The journaled record of one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Step id from the playbook.
+    pub id: String,
+    /// Action id.
+    pub action: String,
+    /// State.
+    pub state: StepState,
+    /// Attempts started so far.
+    pub attempt: u32,
+    /// Rendered parameters (no secrets: playbooks hold none, and actions never return any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Value>,
+    /// The pre-state the action read before changing anything; release restores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prepared: Option<Value>,
+    /// What later steps see as `steps.<id>.output`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    /// The state read back after the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<Value>,
+    /// Whether release has something to undo.
+    #[serde(default)]
+    pub undoable: bool,
+    /// Last error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Approval decision, for steps that wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    /// When a waiting approval applies its default (epoch ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
+    /// Release progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<ReleaseState>,
+    /// State read back after the undo, or the undo's error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_detail: Option<Value>,
+    /// First start (epoch ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    /// End (epoch ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<u64>,
+}
+
+impl StepRecord {
+    /// A step not reached yet.
+    pub fn new(id: &str, action: &str) -> StepRecord {
+        StepRecord {
+            id: id.to_string(),
+            action: action.to_string(),
+            state: StepState::Pending,
+            attempt: 0,
+            params: None,
+            prepared: None,
+            output: None,
+            proof: None,
+            undoable: false,
+            error: None,
+            decision: None,
+            deadline_ms: None,
+            release: None,
+            release_detail: None,
+            started_ms: None,
+            finished_ms: None,
+        }
+    }
+}
+
+/// How a run was started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Trigger {
+    /// A finding matched the playbook's trigger.
+    Event,
+    /// A Security Hub custom action named the playbook.
+    CustomAction {
+        /// The custom action's name.
+        name: String,
+    },
+    /// A person asked for it (CLI or chat).
+    Manual {
+        /// Who.
+        by: String,
+    },
+}
+
+/// A run, as journaled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// Time-ordered id (UUIDv7).
+    pub id: String,
+    /// Playbook id.
+    pub playbook: String,
+    /// Playbook version.
+    pub playbook_version: String,
+    /// The playbook text the run started with: a restart executes exactly this, even if the
+    /// file changed since.
+    pub playbook_source: String,
+    /// The file it came from, for error messages.
+    pub playbook_file: String,
+    /// One run per dedup key.
+    pub dedup_key: String,
+    /// State.
+    pub state: RunState,
+    /// How it started.
+    pub trigger: Trigger,
+    /// The single-finding event.
+    pub event: Value,
+    /// The normalized finding.
+    pub finding: Value,
+    /// Playbook vars, evaluated when the run was created.
+    pub vars: Value,
+    /// Default account for steps (the finding's).
+    pub account: String,
+    /// Default region for steps.
+    pub region: String,
+    /// Steps, in playbook order.
+    pub steps: Vec<StepRecord>,
+    /// Why the run failed or needs attention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Created (epoch ms).
+    pub created_ms: u64,
+    /// Last transition (epoch ms).
+    pub updated_ms: u64,
+}
+
+impl Run {
+    /// The step with this id.
+    pub fn step(&self, id: &str) -> Option<&StepRecord> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+}

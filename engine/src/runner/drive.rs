@@ -1,0 +1,264 @@
+//! Executing a run's steps. The order of writes is the whole point of this file:
+//! a step is marked started (flushed) before its first side effect, its pre-state is journaled
+//! before the change, and it is marked done only after the change was read back.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::{Result, Runner, RunnerError};
+use crate::actions::{self, ActionError, Context as ActionContext, Params};
+use crate::clock::parse_duration;
+use crate::cloud::{CloudError, ErrorKind, Target};
+use crate::playbook::{OnError, ParamTemplate, Step};
+use crate::run::{Run, RunState, StepState};
+use crate::script::{Context, ScriptError};
+
+impl Runner {
+    /// Drives a run as far as it can go: to the end, to a step waiting for a human, or to a
+    /// failure. A step found `started` was interrupted by a crash: it runs again only if its
+    /// action is idempotent; otherwise the run stops in `needs_attention`.
+    #[tracing::instrument(skip(self), fields(run_id = %id))]
+    pub async fn drive(&self, id: &str) -> Result<RunState> {
+        let mut run = self.load(id)?;
+        match run.state {
+            RunState::Pending => {
+                run.state = RunState::Running;
+                self.save(&mut run, None, "run started")?;
+            }
+            RunState::Running => {}
+            RunState::Releasing => return self.release(id, "resume after restart").await,
+            other => return Ok(other),
+        }
+        let playbook = self.playbook_for(&run)?;
+        for (i, step) in playbook.steps.iter().enumerate() {
+            let rec = &run.steps[i];
+            match rec.state {
+                StepState::Succeeded | StepState::Skipped | StepState::Failed => continue,
+                StepState::Denied => return self.finish(&mut run, RunState::Denied, None),
+                StepState::WaitingApproval => {
+                    run.state = RunState::WaitingApproval;
+                    self.save(&mut run, Some(&step.id), "waiting for approval")?;
+                    return Ok(run.state);
+                }
+                StepState::Started if !step.action.meta().idempotent => {
+                    let why = format!(
+                        "step {} ({}) was interrupted mid-call and is not safe to repeat; check its effect, then release or re-run by hand",
+                        step.id,
+                        step.action.meta().id
+                    );
+                    tracing::warn!(step = %step.id, "Interrupted non-idempotent step; run needs attention");
+                    return self.finish(&mut run, RunState::NeedsAttention, Some(why));
+                }
+                StepState::Started => {
+                    tracing::info!(step = %step.id, attempt = rec.attempt, "Re-running interrupted idempotent step");
+                }
+                StepState::Pending => match self.begin(&mut run, i, step)? {
+                    Begin::Go => {}
+                    Begin::Skip => continue,
+                    Begin::Wait => return Ok(run.state),
+                    Begin::Fail(msg) => {
+                        if let Some(state) = self.step_failed(&mut run, i, step, msg)? {
+                            return Ok(state);
+                        }
+                        continue;
+                    }
+                },
+            }
+            if let Some(state) = self.execute(&mut run, i, step).await? {
+                return Ok(state);
+            }
+        }
+        self.finish(&mut run, RunState::Succeeded, None)
+    }
+
+    /// A pending step: `when`, approval, parameters, then marked started.
+    fn begin(&self, run: &mut Run, i: usize, step: &Step) -> Result<Begin> {
+        let ctx = self.context(run);
+        if let Some(w) = &step.when {
+            match self.sandbox.eval_bool(w, &ctx) {
+                Ok(true) => {}
+                Ok(false) => {
+                    run.steps[i].state = StepState::Skipped;
+                    self.save(run, Some(&step.id), "skipped: `when` was false")?;
+                    return Ok(Begin::Skip);
+                }
+                Err(e) => return Ok(Begin::Fail(format!("`when` failed: {e}"))),
+            }
+        }
+        let params = match render_params(&self.sandbox, &step.with, &ctx) {
+            Ok(p) => p,
+            Err(e) => return Ok(Begin::Fail(e)),
+        };
+        let rec = &mut run.steps[i];
+        if step.approve && rec.decision.is_none() {
+            rec.state = StepState::WaitingApproval;
+            rec.deadline_ms = params
+                .get("timeout")
+                .and_then(Value::as_str)
+                .filter(|_| step.action.meta().id == actions::APPROVAL)
+                .and_then(parse_duration)
+                .map(|d| self.clock.now_ms() + d.as_millis() as u64);
+            rec.params = Some(Value::Object(params));
+            run.state = RunState::WaitingApproval;
+            self.save(run, Some(&step.id), "waiting for approval")?;
+            return Ok(Begin::Wait);
+        }
+        rec.params = Some(Value::Object(params));
+        Ok(Begin::Go)
+    }
+
+    /// Runs a step's action with its retry policy; returns the run's state if the run stops.
+    async fn execute(&self, run: &mut Run, i: usize, step: &Step) -> Result<Option<RunState>> {
+        let action = step.action;
+        let idempotent = action.meta().idempotent;
+        let (target, params) = split_target(run, run.steps[i].params.as_ref());
+        let ctx = ActionContext {
+            cloud: &self.cloud,
+            settings: &self.settings,
+            target,
+            step_key: format!("{}/{}", run.id, step.id),
+            now_ms: self.clock.now_ms(),
+        };
+        loop {
+            let rec = &mut run.steps[i];
+            rec.state = StepState::Started;
+            rec.attempt += 1;
+            rec.started_ms.get_or_insert(ctx.now_ms);
+            let attempt = rec.attempt;
+            self.save(run, Some(&step.id), format!("started {} (attempt {attempt})", action.meta().id))?;
+
+            let result = match run.steps[i].prepared.clone() {
+                Some(p) => self.call(step, action.execute(&ctx, &params, &p)).await,
+                None => match self.call(step, action.prepare(&ctx, &params)).await {
+                    Ok(prepared) => {
+                        run.steps[i].prepared = Some(prepared.clone());
+                        self.save(run, Some(&step.id), "pre-state recorded")?;
+                        self.call(step, action.execute(&ctx, &params, &prepared)).await
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            match result {
+                Ok(outcome) => {
+                    let rec = &mut run.steps[i];
+                    rec.state = StepState::Succeeded;
+                    rec.output = Some(outcome.output);
+                    rec.proof = Some(outcome.proof);
+                    rec.undoable = outcome.undoable;
+                    rec.error = None;
+                    rec.finished_ms = Some(self.clock.now_ms());
+                    self.save(run, Some(&step.id), "succeeded; state read back")?;
+                    tracing::info!(step = %step.id, action = action.meta().id, "Step succeeded");
+                    return Ok(None);
+                }
+                // Only throttling is certain to have done nothing; other retryable errors are
+                // retried only when repeating the action is safe.
+                Err(e) if attempt < step.retry.attempts
+                    && (matches!(&e, ActionError::Cloud(c) if c.kind == ErrorKind::Throttled)
+                        || (idempotent && e.is_retryable())) =>
+                {
+                    tracing::warn!(step = %step.id, attempt, error = %e, "Retryable failure");
+                    run.steps[i].error = Some(e.to_string());
+                    tokio::time::sleep(backoff(step.retry.backoff, attempt)).await;
+                }
+                Err(e) => return self.step_failed(run, i, step, format!("{} ({})", e, e.kind())),
+            }
+        }
+    }
+
+    /// Runs one action call under the step's time limit.
+    async fn call<T>(&self, step: &Step, fut: impl std::future::Future<Output = Result<T, ActionError>>) -> Result<T, ActionError> {
+        match tokio::time::timeout(step.timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(ActionError::Cloud(CloudError::new(
+                ErrorKind::Retryable,
+                format!("timed out after {}s", step.timeout.as_secs_f64()),
+            ))),
+        }
+    }
+
+    /// Records a failed step; returns the run's final state unless `on_error: continue`.
+    fn step_failed(&self, run: &mut Run, i: usize, step: &Step, msg: String) -> Result<Option<RunState>> {
+        tracing::warn!(step = %step.id, error = %msg, "Step failed");
+        let rec = &mut run.steps[i];
+        rec.state = StepState::Failed;
+        rec.error = Some(msg.clone());
+        rec.finished_ms = Some(self.clock.now_ms());
+        if step.on_error == OnError::Continue {
+            self.save(run, Some(&step.id), format!("failed, continuing: {msg}"))?;
+            return Ok(None);
+        }
+        let why = format!("step {} failed: {msg}", step.id);
+        self.finish(run, RunState::Failed, Some(why)).map(Some)
+    }
+
+    /// Ends a run: remaining pending steps are skipped.
+    pub(super) fn finish(&self, run: &mut Run, state: RunState, error: Option<String>) -> Result<RunState> {
+        if state != RunState::NeedsAttention {
+            for s in run.steps.iter_mut().filter(|s| s.state == StepState::Pending) {
+                s.state = StepState::Skipped;
+            }
+        }
+        run.state = state;
+        run.error = error.clone();
+        self.save(run, None, error.unwrap_or_else(|| format!("run {}", state.as_str())))?;
+        tracing::info!(state = state.as_str(), "Run finished");
+        Ok(state)
+    }
+}
+
+/// What a pending step does next.
+enum Begin {
+    Go,
+    Skip,
+    Wait,
+    Fail(String),
+}
+
+/// Renders a step's parameters. Finding values inserted here stay data: rendering evaluates
+/// only the playbook's own expressions.
+pub(super) fn render_params(sandbox: &crate::script::Sandbox, with: &[(String, ParamTemplate)], ctx: &Context) -> Result<Params, String> {
+    let mut out = Map::new();
+    for (k, t) in with {
+        out.insert(k.clone(), render(sandbox, t, ctx).map_err(|e| format!("parameter `{k}`: {e}"))?);
+    }
+    Ok(out)
+}
+
+fn render(sandbox: &crate::script::Sandbox, t: &ParamTemplate, ctx: &Context) -> Result<Value, ScriptError> {
+    Ok(match t {
+        ParamTemplate::Const(v) => v.clone(),
+        ParamTemplate::Text(t) => sandbox.render(t, ctx)?,
+        ParamTemplate::List(items) => Value::Array(items.iter().map(|i| render(sandbox, i, ctx)).collect::<Result<_, _>>()?),
+        ParamTemplate::Map(m) => Value::Object(m.iter().map(|(k, v)| Ok((k.clone(), render(sandbox, v, ctx)?))).collect::<Result<_, ScriptError>>()?),
+    })
+}
+
+/// The step's target (its `account`/`region` parameters, else the run's) and the parameters
+/// the action itself takes.
+pub(super) fn split_target(run: &Run, params: Option<&Value>) -> (Target, Params) {
+    let mut params = params.and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut take = |k: &str, default: &str| match params.remove(k) {
+        Some(Value::String(s)) if !s.is_empty() => s,
+        Some(Value::Number(n)) => n.to_string(),
+        _ => default.to_string(),
+    };
+    let account = take("account", &run.account);
+    let region = take("region", &run.region);
+    (Target { account, region, run_id: run.id.clone() }, params)
+}
+
+/// Exponential backoff with full jitter, from a random source that needs no extra crate.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let cap = base.saturating_mul(1 << attempt.min(6));
+    let noise = (uuid::Uuid::now_v7().as_u128() & 0xffff) as u64;
+    let ms = cap.as_millis() as u64;
+    Duration::from_millis(ms / 2 + noise % (ms / 2 + 1))
+}
+
+impl From<ScriptError> for RunnerError {
+    fn from(e: ScriptError) -> Self {
+        RunnerError::State(e.to_string())
+    }
+}
