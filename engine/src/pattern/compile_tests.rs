@@ -1,0 +1,3 @@
+//! Unit tests for `compile.rs`.
+
+use super::*;

@@ -1,0 +1,3 @@
+//! Unit tests for `matcher.rs`.
+
+use super::*;
