@@ -138,7 +138,7 @@ fn any_object<'a>(v: &'a Value, f: &mut impl FnMut(&'a Map<String, Value>) -> bo
     }
 }
 
-fn explain_fields<'a>(fields: &[Field], events: &[&'a Value], out: &mut Vec<Condition>) {
+fn explain_fields(fields: &[Field], events: &[&Value], out: &mut Vec<Condition>) {
     for f in fields {
         let mut next = Vec::new();
         for ev in events {
@@ -226,13 +226,14 @@ fn expand(
             }
             Value::Object(m) => {
                 let alts = expand(m, &jp, &ep)?;
-                acc = product(acc, alts, &jp, |mut fields, alt| {
-                    fields.push(Field {
+                // Merged, not pushed: a `$or` branch seen earlier may already constrain `key`.
+                acc = product(acc, alts, &jp, |fields, alt| {
+                    let field = Field {
                         key: key.clone(),
                         path: ep.clone(),
                         kind: Kind::Object(Node::new(alt)),
-                    });
-                    fields
+                    };
+                    merge_fields(fields, vec![field])
                 })?;
             }
             other => {
