@@ -14,11 +14,14 @@
 //! error names the JSON path it is about.
 
 mod asff;
+mod asff_resources;
 #[cfg(test)]
 mod corpus_tests;
 mod envelope;
 mod guardduty;
 mod json;
+#[cfg(test)]
+mod robustness_tests;
 mod securityhub;
 
 use serde_json::Value;
@@ -199,8 +202,11 @@ pub fn parse_value(value: Value) -> Result<Parsed, EventError> {
 /// "a JSON object with keys [a, b, ...]", bounded: key names are attacker-controlled.
 fn describe_keys(top: &json::Obj) -> String {
     const SHOWN: usize = 8;
-    let mut keys: Vec<String> = top
-        .keys()
+    // Sorted so the message does not depend on serde_json's map ordering feature.
+    let mut sorted: Vec<&String> = top.keys().collect();
+    sorted.sort();
+    let mut keys: Vec<String> = sorted
+        .into_iter()
         .take(SHOWN)
         .map(|k| format!("{:?}", json::bounded(k, 40)))
         .collect();
