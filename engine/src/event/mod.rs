@@ -1,1 +1,287 @@
 //! EventBridge envelopes in, single-finding events and normalized findings out.
+//!
+//! Accepted inputs:
+//! - a GuardDuty EventBridge event (`source: aws.guardduty`, `detail-type: GuardDuty Finding`);
+//! - a Security Hub EventBridge event (`Security Hub Findings - Imported` or
+//!   `- Custom Action`), split into one [`FindingEvent`] per ASFF finding;
+//! - a bare GuardDuty finding, a bare ASFF finding, or `{"Findings": [...]}`
+//!   (the `BatchImportFindings` shape), each given a synthetic envelope so that EventBridge
+//!   patterns written for real events match it.
+//!
+//! Other events from the same sources (CloudTrail records, Runtime Protection health,
+//! Insight Results) are [`Parsed::Ignored`] with a reason; anything else is an
+//! [`EventError::UnknownShape`]. All input is untrusted: nothing here panics on it, and every
+//! error names the JSON path it is about.
+
+mod asff;
+mod asff_resources;
+#[cfg(test)]
+mod corpus_tests;
+mod envelope;
+mod guardduty;
+mod json;
+#[cfg(test)]
+mod robustness_tests;
+mod securityhub;
+
+use serde_json::Value;
+
+use crate::finding::Finding;
+
+pub use asff::guardduty_type_from_asff;
+
+/// Largest input [`parse`] reads. An EventBridge event is at most 256 KiB and a
+/// `BatchImportFindings` request at most 6 MiB; anything bigger is not one of ours.
+pub const MAX_INPUT_BYTES: usize = 8 * 1024 * 1024;
+
+/// One finding, with the single-finding event that carried it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindingEvent {
+    /// The single-finding EventBridge event: the event itself for GuardDuty; for a Security Hub
+    /// event with N findings, a copy of the envelope whose `detail.findings` holds only this
+    /// finding; for a bare finding, a synthetic envelope (`version`, `source`, `detail-type`,
+    /// `account`, `region`, `time`, `resources`, `detail`).
+    pub event: Value,
+    /// The normalized finding.
+    pub finding: Finding,
+    /// For `Security Hub Findings - Custom Action`: the action a user chose in the console.
+    pub custom_action: Option<CustomAction>,
+    /// True when `event` was built by cordon around a bare finding rather than received.
+    pub synthetic_envelope: bool,
+}
+
+/// The Security Hub custom action that sent the finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomAction {
+    /// `detail.actionName`.
+    pub name: String,
+    /// `detail.actionDescription`.
+    pub description: Option<String>,
+    /// The custom action ARN (`arn:aws:securityhub:REGION:ACCOUNT:action/custom/ID`) from the
+    /// envelope's `resources`.
+    pub arn: Option<String>,
+}
+
+/// The outcome of parsing one input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    /// One or more findings (a Security Hub event carries up to 100).
+    Findings(Vec<FindingEvent>),
+    /// A well-formed event from a finding source that carries no finding.
+    Ignored(Ignored),
+}
+
+impl Parsed {
+    /// The findings, or an empty slice when the input was ignored.
+    pub fn findings(&self) -> &[FindingEvent] {
+        match self {
+            Parsed::Findings(f) => f,
+            Parsed::Ignored(_) => &[],
+        }
+    }
+
+    /// Why the input was ignored, if it was.
+    pub fn ignored(&self) -> Option<&Ignored> {
+        match self {
+            Parsed::Findings(_) => None,
+            Parsed::Ignored(i) => Some(i),
+        }
+    }
+}
+
+/// An event that is understood but carries no finding to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    /// The envelope's `source`.
+    pub source: String,
+    /// The envelope's `detail-type`.
+    pub detail_type: String,
+    /// Why it carries no finding.
+    pub reason: String,
+}
+
+/// What [`parse`] and [`parse_value`] accept, quoted in [`EventError::UnknownShape`].
+pub const ACCEPTED: &str = "an EventBridge event from aws.guardduty (detail-type \"GuardDuty \
+Finding\") or aws.securityhub (\"Security Hub Findings - Imported\" or \"Security Hub Findings - \
+Custom Action\"), a bare GuardDuty finding (schemaVersion, accountId, id, type, ...), a bare ASFF \
+finding (SchemaVersion, Id, AwsAccountId, ProductArn, ...), or {\"Findings\": [ASFF findings]}";
+
+/// Why an input could not be read. Messages say what was wrong and at which JSON path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// The bytes are not JSON; `message` is serde's, with line and column.
+    #[error("not JSON: {message}")]
+    NotJson {
+        /// serde_json's message, e.g. "expected value at line 1 column 5".
+        message: String,
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+    },
+    /// The input is larger than [`MAX_INPUT_BYTES`].
+    #[error("input is {size} bytes; at most {limit} are accepted")]
+    TooLarge {
+        /// Input size in bytes.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A required field is absent (or null).
+    #[error("{path} is missing")]
+    Missing {
+        /// JSON path, e.g. `detail.findings[2].AwsAccountId`.
+        path: String,
+    },
+    /// A field has the wrong JSON type.
+    #[error("{path} is {found}; expected {expected}")]
+    WrongType {
+        /// JSON path.
+        path: String,
+        /// What was expected ("a string").
+        expected: &'static str,
+        /// What was there ("a number").
+        found: &'static str,
+    },
+    /// A field is present with the right type but an unusable value.
+    #[error("{path} {problem}")]
+    Invalid {
+        /// JSON path.
+        path: String,
+        /// What is wrong, phrased to follow the path ("is empty").
+        problem: String,
+    },
+    /// The input is JSON but not an event or finding cordon reads.
+    #[error("not a GuardDuty or Security Hub event or finding: got {seen}; accepted: {accepted}", accepted = ACCEPTED)]
+    UnknownShape {
+        /// What was seen, e.g. `a JSON object with keys [description, headers, ...]`.
+        seen: String,
+    },
+}
+
+/// Parses raw bytes (an EventBridge event or a bare finding) into findings.
+pub fn parse(bytes: &[u8]) -> Result<Parsed, EventError> {
+    if bytes.len() > MAX_INPUT_BYTES {
+        return Err(EventError::TooLarge {
+            size: bytes.len(),
+            limit: MAX_INPUT_BYTES,
+        });
+    }
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| EventError::NotJson {
+        message: e.to_string(),
+        line: e.line(),
+        column: e.column(),
+    })?;
+    parse_value(value)
+}
+
+/// Parses an already-decoded JSON value (an EventBridge event or a bare finding).
+pub fn parse_value(value: Value) -> Result<Parsed, EventError> {
+    let Value::Object(top) = &value else {
+        return Err(EventError::UnknownShape {
+            seen: format!("{} at the top level", json::kind_of(&value)),
+        });
+    };
+    // Order matters: an envelope's detail may itself look like a finding, and ASFF is told from
+    // GuardDuty by its PascalCase keys.
+    if envelope::is_envelope(top) {
+        envelope::parse(value)
+    } else if securityhub::is_batch(top) {
+        securityhub::from_batch(top)
+    } else if asff::looks_like_finding(top) {
+        securityhub::from_bare(top)
+    } else if guardduty::looks_like_finding(top) {
+        guardduty::from_bare(top)
+    } else {
+        Err(EventError::UnknownShape {
+            seen: describe_keys(top),
+        })
+    }
+}
+
+/// "a JSON object with keys [a, b, ...]", bounded: key names are attacker-controlled.
+fn describe_keys(top: &json::Obj) -> String {
+    const SHOWN: usize = 8;
+    // Sorted so the message does not depend on serde_json's map ordering feature.
+    let mut sorted: Vec<&String> = top.keys().collect();
+    sorted.sort();
+    let mut keys: Vec<String> = sorted
+        .into_iter()
+        .take(SHOWN)
+        .map(|k| format!("{:?}", json::bounded(k, 40)))
+        .collect();
+    if top.len() > SHOWN {
+        keys.push(format!("... {} more", top.len() - SHOWN));
+    }
+    if keys.is_empty() {
+        "an empty JSON object".to_string()
+    } else {
+        format!("a JSON object with keys [{}]", keys.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn not_json_reports_line_and_column() {
+        let err = parse(b"{\"a\": }").err();
+        assert_eq!(
+            err.as_ref().map(ToString::to_string).as_deref(),
+            Some("not JSON: expected value at line 1 column 7")
+        );
+        assert!(matches!(
+            err,
+            Some(EventError::NotJson {
+                line: 1,
+                column: 7,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn non_objects_are_unknown_shapes() {
+        for (input, seen) in [
+            (json!([]), "an array at the top level"),
+            (json!("x"), "a string at the top level"),
+            (json!(null), "null at the top level"),
+            (json!({}), "an empty JSON object"),
+        ] {
+            match parse_value(input) {
+                Err(EventError::UnknownShape { seen: s }) => assert_eq!(s, seen),
+                other => panic!("expected UnknownShape, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_shape_message_says_what_is_accepted() {
+        let err = parse_value(json!({"token": "t", "team_id": "T1"})).err();
+        let msg = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            msg.contains("got a JSON object with keys [\"team_id\", \"token\"]"),
+            "{msg}"
+        );
+        assert!(msg.contains("GuardDuty Finding"), "{msg}");
+        assert!(msg.contains("{\"Findings\": [ASFF findings]}"), "{msg}");
+    }
+
+    #[test]
+    fn too_large_is_refused_before_parsing() {
+        let big = vec![b' '; MAX_INPUT_BYTES + 1];
+        assert!(matches!(parse(&big), Err(EventError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn many_keys_are_summarised() {
+        let mut o = serde_json::Map::new();
+        for i in 0..20 {
+            o.insert(format!("k{i:02}"), json!(i));
+        }
+        let seen = describe_keys(&o);
+        assert!(seen.ends_with("\"k07\", ... 12 more]"), "{seen}");
+    }
+}

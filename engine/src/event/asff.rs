@@ -1,0 +1,469 @@
+//! One ASFF (AWS Security Finding Format) finding normalized into [`Finding`], including
+//! GuardDuty findings seen through Security Hub.
+//!
+//! GuardDuty findings in Security Hub: `ProductArn` ends in `product/aws/guardduty`, `Id` is the
+//! GuardDuty finding ARN (`arn:aws:guardduty:REGION:ACCOUNT:detector/D/finding/ID`), and the
+//! GuardDuty type travels in `Types` with ASFF's namespace and its first `/` turned into `-`
+//! (GuardDuty guide, "Interpreting GuardDuty finding names in Security Hub":
+//! `Recon:EC2/PortProbeUnprotectedPort` is `TTPs/Discovery/Recon:EC2-PortProbeUnprotectedPort`).
+//! `ProductFields` holds `aws/guardduty/service/...` (action, counts, remote IP) but not the
+//! type, and `Title` is prose, so `Types` is where the type is recovered from.
+
+use serde_json::Value;
+
+use super::asff_resources::Resources;
+use super::json::{
+    arn_region, arr_of, bounded, get, join, kind_of, number, obj_of, require_str, str_of, Obj,
+    MAX_TEXT_CHARS,
+};
+use super::EventError;
+use crate::finding::{Finding, FindingSource, SeverityLabel};
+
+/// True for a bare ASFF finding: its PascalCase required keys (GuardDuty's are camelCase).
+pub(crate) fn looks_like_finding(o: &Obj) -> bool {
+    ["SchemaVersion", "ProductArn", "AwsAccountId", "GeneratorId"]
+        .iter()
+        .any(|k| o.contains_key(*k))
+}
+
+/// The parts of a GuardDuty finding ARN.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct GuardDutyArn<'a> {
+    /// The detector id.
+    pub detector: &'a str,
+    /// The GuardDuty finding id (what GuardDuty events carry as `detail.id`).
+    pub finding_id: &'a str,
+}
+
+/// Parses `arn:PARTITION:guardduty:REGION:ACCOUNT:detector/D/finding/ID`.
+pub(crate) fn guardduty_finding_arn(id: &str) -> Option<GuardDutyArn<'_>> {
+    let mut parts = id.splitn(6, ':');
+    let (arn, partition, service) = (parts.next()?, parts.next()?, parts.next()?);
+    let (_region, _account, resource) = (parts.next()?, parts.next()?, parts.next()?);
+    if arn != "arn" || !partition.starts_with("aws") || service != "guardduty" {
+        return None;
+    }
+    let mut segs = resource.split('/');
+    match (
+        segs.next(),
+        segs.next(),
+        segs.next(),
+        segs.next(),
+        segs.next(),
+    ) {
+        (Some("detector"), Some(detector), Some("finding"), Some(finding_id), None)
+            if !detector.is_empty() && !finding_id.is_empty() =>
+        {
+            Some(GuardDutyArn {
+                detector,
+                finding_id,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The GuardDuty finding type inside an ASFF `Types` entry, e.g.
+/// `TTPs/Initial Access/UnauthorizedAccess:EC2-SSHBruteForce` gives
+/// `UnauthorizedAccess:EC2/SSHBruteForce`. The GuardDuty type is the last path segment holding
+/// a `:`; Security Hub wrote its first `/` as `-` (resource types such as `EC2` or `IAMUser`
+/// contain no `-`), except for a few types documented with the `/` kept
+/// (`TTPs/PenTest:IAMUser/KaliLinux`), which are returned as they are.
+pub fn guardduty_type_from_asff(asff_type: &str) -> Option<String> {
+    let colon = asff_type.find(':')?;
+    let start = asff_type
+        .get(..colon)?
+        .rfind('/')
+        .map_or(0, |slash| slash + 1);
+    let candidate = asff_type.get(start..)?;
+    let (purpose, rest) = candidate.split_once(':')?;
+    if purpose.is_empty() || purpose.contains(' ') || rest.is_empty() {
+        return None;
+    }
+    if rest.contains('/') {
+        return Some(candidate.to_string());
+    }
+    let (resource, family) = rest.split_once('-')?;
+    if resource.is_empty() || family.is_empty() {
+        return None;
+    }
+    Some(format!("{purpose}:{resource}/{family}"))
+}
+
+/// True when the ASFF finding was produced by GuardDuty.
+fn from_guardduty(f: &Obj, id: &str) -> bool {
+    guardduty_finding_arn(id).is_some()
+        || str_of(f, "ProductArn").is_some_and(|p| p.ends_with("/product/aws/guardduty"))
+        || str_of(f, "ProductName") == Some("GuardDuty")
+        || obj_of(f, "ProductFields")
+            .and_then(|p| str_of(p, "aws/securityhub/ProductName"))
+            .is_some_and(|n| n == "GuardDuty")
+}
+
+/// Normalizes one ASFF finding found at `path` (`detail.findings[i]`, `Findings[i]` or `""`).
+pub(crate) fn normalize(
+    f: &Obj,
+    path: &str,
+    envelope_region: Option<&str>,
+) -> Result<Finding, EventError> {
+    let id = require_str(f, "Id", path)?;
+    let account = require_str(f, "AwsAccountId", path)?;
+    let guardduty = from_guardduty(f, id);
+    let (severity, severity_label) = severity(f, path, guardduty)?;
+    let finding_type = finding_type(f, guardduty).ok_or_else(|| EventError::Missing {
+        path: join(path, "Types"),
+    })?;
+    let mut resources = Resources::default();
+    resources.read(f, path, account)?;
+    let region = str_of(f, "Region")
+        .or(resources.first_region)
+        .or(envelope_region)
+        .or_else(|| str_of(f, "ProductArn").and_then(arn_region))
+        .ok_or_else(|| EventError::Missing {
+            path: join(path, "Region"),
+        })?;
+    // Both routes of one GuardDuty finding must dedupe to one: the GuardDuty event's `id` is
+    // the trailing ID of the ARN that Security Hub uses as `Id`.
+    let dedup_id = guardduty_finding_arn(id).map_or(id, |a| a.finding_id);
+    Ok(Finding {
+        source: FindingSource::Securityhub,
+        id: id.to_string(),
+        title: bounded(str_of(f, "Title").unwrap_or(&finding_type), MAX_TEXT_CHARS),
+        kind: finding_type,
+        severity,
+        severity_label,
+        account: account.to_string(),
+        region: bounded(region, 64),
+        resources: resources.list,
+        updated_at: str_of(f, "UpdatedAt")
+            .or_else(|| str_of(f, "CreatedAt"))
+            .map(|s| bounded(s, 64))
+            .unwrap_or_default(),
+        user_name: resources.user_name,
+        user_type: resources.user_type,
+        dedup_id: dedup_id.to_string(),
+    })
+}
+
+/// The GuardDuty type for GuardDuty findings, else the first `Types` entry, else `GeneratorId`.
+/// `FindingProviderFields.Types` is the provider's original when `Types` was cleared.
+fn finding_type(f: &Obj, guardduty: bool) -> Option<String> {
+    let provider_types = obj_of(f, "FindingProviderFields").and_then(|p| arr_of(p, "Types"));
+    let types = || {
+        arr_of(f, "Types")
+            .unwrap_or(&[])
+            .iter()
+            .chain(provider_types.unwrap_or(&[]))
+            .filter_map(Value::as_str)
+    };
+    if guardduty {
+        if let Some(t) = types().find_map(guardduty_type_from_asff) {
+            return Some(bounded(&t, MAX_TEXT_CHARS));
+        }
+    }
+    types()
+        .map(str::trim)
+        .find(|t| !t.is_empty())
+        .or_else(|| str_of(f, "GeneratorId"))
+        .map(|t| bounded(t, MAX_TEXT_CHARS))
+}
+
+/// Severity on the 0-10 scale and its label: `Normalized`/10, else `Product` for GuardDuty
+/// (GuardDuty's native 0-10 score), else the label's lower bound; the label is `Label` when
+/// present (INFORMATIONAL folds into LOW), else derived from the score.
+fn severity(f: &Obj, path: &str, guardduty: bool) -> Result<(f64, SeverityLabel), EventError> {
+    let (sev, sev_path) = match obj_of(f, "Severity") {
+        Some(s) => (s, join(path, "Severity")),
+        None => match obj_of(f, "FindingProviderFields").and_then(|p| obj_of(p, "Severity")) {
+            Some(s) => (s, join(path, "FindingProviderFields.Severity")),
+            None => {
+                return Err(EventError::Missing {
+                    path: join(path, "Severity"),
+                })
+            }
+        },
+    };
+    let label = match get(sev, "Label") {
+        None => None,
+        Some(Value::String(s)) => Some(label_bound(s).ok_or_else(|| EventError::Invalid {
+            path: join(&sev_path, "Label"),
+            problem: format!(
+                "is {:?}; expected INFORMATIONAL, LOW, MEDIUM, HIGH or CRITICAL",
+                bounded(s, 32)
+            ),
+        })?),
+        Some(other) => {
+            return Err(EventError::WrongType {
+                path: join(&sev_path, "Label"),
+                expected: "a string",
+                found: kind_of(other),
+            })
+        }
+    };
+    let ranged = |key: &str, max: f64| -> Result<Option<f64>, EventError> {
+        let Some(v) = get(sev, key) else {
+            return Ok(None);
+        };
+        match number(v) {
+            Some(n) if (0.0..=max).contains(&n) => Ok(Some(n)),
+            Some(n) => Err(EventError::Invalid {
+                path: join(&sev_path, key),
+                problem: format!("is {n}, outside 0-{max}"),
+            }),
+            None => Err(EventError::WrongType {
+                path: join(&sev_path, key),
+                expected: "a number",
+                found: kind_of(v),
+            }),
+        }
+    };
+    let score = match ranged("Normalized", 100.0)? {
+        Some(n) => n / 10.0,
+        None => match (
+            if guardduty {
+                ranged("Product", 10.0)?
+            } else {
+                None
+            },
+            label,
+        ) {
+            (Some(p), _) => p,
+            (None, Some((_, bound))) => bound,
+            (None, None) => {
+                return Err(EventError::Missing {
+                    path: join(&sev_path, "Label"),
+                })
+            }
+        },
+    };
+    let label = label.map_or_else(|| SeverityLabel::from_score(score), |(l, _)| l);
+    Ok((score, label))
+}
+
+/// An ASFF label and its lower bound on the 0-10 scale.
+fn label_bound(label: &str) -> Option<(SeverityLabel, f64)> {
+    match label.trim().to_ascii_uppercase().as_str() {
+        "INFORMATIONAL" => Some((SeverityLabel::Low, 0.0)),
+        "LOW" => Some((SeverityLabel::Low, 1.0)),
+        "MEDIUM" => Some((SeverityLabel::Medium, 4.0)),
+        "HIGH" => Some((SeverityLabel::High, 7.0)),
+        "CRITICAL" => Some((SeverityLabel::Critical, 9.0)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Obj {
+        match v {
+            Value::Object(m) => m,
+            _ => Obj::new(),
+        }
+    }
+
+    fn base() -> Value {
+        json!({
+            "SchemaVersion": "2018-10-08", "Id": "finding-1", "AwsAccountId": "123456789012",
+            "ProductArn": "arn:aws:securityhub:eu-west-1::product/acme/scanner",
+            "GeneratorId": "acme-rule-7", "Title": "t", "Types": [],
+            "Severity": {"Label": "HIGH"}, "UpdatedAt": "2024-01-01T00:00:00Z"
+        })
+    }
+
+    #[test]
+    fn guardduty_types_are_recovered_from_asff_types() {
+        for (asff, gd) in [
+            ("TTPs/Initial Access/UnauthorizedAccess:EC2-SSHBruteForce", "UnauthorizedAccess:EC2/SSHBruteForce"),
+            ("TTPs/Discovery/Recon:EC2-PortProbeUnprotectedPort", "Recon:EC2/PortProbeUnprotectedPort"),
+            ("TTPs/Command and Control/Backdoor:EC2-C&CActivity.B!DNS", "Backdoor:EC2/C&CActivity.B!DNS"),
+            ("TTPs/PenTest:IAMUser/KaliLinux", "PenTest:IAMUser/KaliLinux"),
+            ("Effects/Data Exfiltration/UnauthorizedAccess:IAMUser-InstanceCredentialExfiltration.OutsideAWS",
+             "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS"),
+            ("TTPs/Discovery:S3-MaliciousIPCaller", "Discovery:S3/MaliciousIPCaller"),
+        ] {
+            assert_eq!(guardduty_type_from_asff(asff).as_deref(), Some(gd), "{asff}");
+        }
+        for not_gd in [
+            "Software and Configuration Checks/Industry and Regulatory Standards/CIS",
+            "TTPs/Initial Access:",
+            ":",
+            "",
+        ] {
+            assert_eq!(guardduty_type_from_asff(not_gd), None, "{not_gd}");
+        }
+    }
+
+    #[test]
+    fn guardduty_arn_parts() {
+        let a = guardduty_finding_arn(
+            "arn:aws-us-gov:guardduty:us-gov-west-1:1:detector/d1/finding/f1",
+        );
+        assert_eq!(
+            a,
+            Some(GuardDutyArn {
+                detector: "d1",
+                finding_id: "f1"
+            })
+        );
+        assert_eq!(
+            guardduty_finding_arn("arn:aws:guardduty:us-east-1:1:detector/d1"),
+            None
+        );
+        assert_eq!(
+            guardduty_finding_arn("arn:aws:securityhub:us-east-1:1:detector/d/finding/f"),
+            None
+        );
+        assert_eq!(
+            guardduty_finding_arn("arn:aws:guardduty:r:1:detector/d/finding/f/extra"),
+            None
+        );
+    }
+
+    #[test]
+    fn severity_order_and_label_folding() {
+        let cases = [
+            (json!({"Label": "INFORMATIONAL"}), 0.0, SeverityLabel::Low),
+            (json!({"Label": "medium"}), 4.0, SeverityLabel::Medium),
+            (json!({"Label": "CRITICAL"}), 9.0, SeverityLabel::Critical),
+            (
+                json!({"Normalized": 39, "Label": "LOW"}),
+                3.9,
+                SeverityLabel::Low,
+            ),
+            (json!({"Normalized": 75}), 7.5, SeverityLabel::High),
+            // Product is a vendor scale, used only for GuardDuty (see below).
+            (
+                json!({"Product": 9, "Label": "LOW"}),
+                1.0,
+                SeverityLabel::Low,
+            ),
+        ];
+        for (sev, score, label) in cases {
+            let mut f = base();
+            f["Severity"] = sev.clone();
+            assert_eq!(
+                severity(&obj(f), "", false).ok(),
+                Some((score, label)),
+                "{sev}"
+            );
+        }
+        let mut f = base();
+        f["Severity"] = json!({"Product": 8});
+        assert_eq!(
+            severity(&obj(f), "", true).ok(),
+            Some((8.0, SeverityLabel::High))
+        );
+    }
+
+    #[test]
+    fn severity_errors_name_the_path() {
+        let mut f = base();
+        f["Severity"] = json!({"Label": "SEVERE"});
+        assert_eq!(
+            severity(&obj(f), "detail.findings[0]", false).err().map(|e| e.to_string()).as_deref(),
+            Some("detail.findings[0].Severity.Label is \"SEVERE\"; expected INFORMATIONAL, LOW, MEDIUM, HIGH or CRITICAL")
+        );
+        let mut f = base();
+        f["Severity"] = json!({"Normalized": 900});
+        assert_eq!(
+            severity(&obj(f), "", false)
+                .err()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some("Severity.Normalized is 900, outside 0-100")
+        );
+        let mut f = base();
+        f["Severity"] = json!({});
+        assert_eq!(
+            severity(&obj(f), "", false).err(),
+            Some(EventError::Missing {
+                path: "Severity.Label".into()
+            })
+        );
+    }
+
+    #[test]
+    fn type_falls_back_to_generator_id() {
+        let f = normalize(&obj(base()), "", None).ok();
+        assert_eq!(f.as_ref().map(|f| f.kind.as_str()), Some("acme-rule-7"));
+        // No Region anywhere: the ProductArn's region.
+        assert_eq!(f.as_ref().map(|f| f.region.as_str()), Some("eu-west-1"));
+        assert_eq!(f.as_ref().map(|f| f.dedup_id.as_str()), Some("finding-1"));
+    }
+
+    #[test]
+    fn resources_map_to_cordon_kinds() {
+        let mut f = base();
+        f["Resources"] = json!([
+            {"Type": "AwsIamRole", "Id": "arn:aws:iam::1:role/path/app-role", "Region": "us-west-2"},
+            {"Type": "AwsIamUser", "Id": "arn:aws:iam::1:user/bob"},
+            {"Type": "AwsS3Bucket", "Id": "arn:aws:s3:::my-bucket", "Tags": {"env": "prod"}},
+            {"Type": "AwsEksCluster", "Id": "arn:aws:eks:us-west-2:1:cluster/c1"},
+            {"Type": "AwsEc2Instance", "Id": "i-0abc"},
+            {"Type": "AwsIamAccessKey", "Id": "AWS::IAM::AccessKey:AKIAX",
+             "Details": {"AwsIamAccessKey": {"UserName": "bob", "PrincipalType": "IAMUser"}}},
+            {"Type": "AwsLambdaFunction", "Id": "arn:aws:lambda:us-west-2:1:function:f"},
+            {"Type": "AwsAccount"},
+            "not an object is an error"
+        ]);
+        let err = normalize(&obj(f.clone()), "Findings[3]", None).err();
+        assert_eq!(
+            err.map(|e| e.to_string()).as_deref(),
+            Some("Findings[3].Resources[8] is a string; expected an object")
+        );
+        if let Some(list) = f["Resources"].as_array_mut() {
+            list.pop();
+        }
+        let found = normalize(&obj(f), "", None).map(|f| {
+            (
+                f.region.clone(),
+                f.user_name.clone(),
+                f.resources
+                    .iter()
+                    .map(|r| (r.kind.clone(), r.id.clone()))
+                    .collect::<Vec<_>>(),
+                f.resources
+                    .get(2)
+                    .and_then(|r| r.attributes.get("tag:env").cloned()),
+            )
+        });
+        let expected = [
+            ("IamRole", "app-role"),
+            ("IamUser", "bob"),
+            ("S3Bucket", "my-bucket"),
+            ("EKSCluster", "c1"),
+            ("Instance", "i-0abc"),
+            ("AccessKey", "AKIAX"),
+            ("IamUser", "bob"),
+            ("AwsLambdaFunction", "arn:aws:lambda:us-west-2:1:function:f"),
+        ]
+        .map(|(k, i)| (k.to_string(), i.to_string()));
+        assert_eq!(
+            found.ok(),
+            Some((
+                "us-west-2".to_string(),
+                Some("bob".to_string()),
+                expected.to_vec(),
+                Some("prod".to_string())
+            ))
+        );
+    }
+
+    #[test]
+    fn required_asff_fields_are_named() {
+        let mut f = base();
+        if let Some(o) = f.as_object_mut() {
+            o.remove("AwsAccountId");
+        }
+        assert_eq!(
+            normalize(&obj(f), "detail.findings[2]", None)
+                .err()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some("detail.findings[2].AwsAccountId is missing")
+        );
+    }
+}
