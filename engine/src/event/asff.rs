@@ -90,14 +90,12 @@ pub fn guardduty_type_from_asff(asff_type: &str) -> Option<String> {
     Some(format!("{purpose}:{resource}/{family}"))
 }
 
-/// True when the ASFF finding was produced by GuardDuty.
-fn from_guardduty(f: &Obj, id: &str) -> bool {
-    guardduty_finding_arn(id).is_some()
-        || str_of(f, "ProductArn").is_some_and(|p| p.ends_with("/product/aws/guardduty"))
-        || str_of(f, "ProductName") == Some("GuardDuty")
-        || obj_of(f, "ProductFields")
-            .and_then(|p| str_of(p, "aws/securityhub/ProductName"))
-            .is_some_and(|n| n == "GuardDuty")
+/// True when the ASFF finding was produced by GuardDuty's Security Hub integration. Only
+/// `ProductArn` counts: `BatchImportFindings` lets any account choose `Id`, `ProductName` and
+/// `ProductFields` but not a `product/aws/guardduty` ProductArn, so a forged finding cannot
+/// borrow a real GuardDuty finding's dedup id (and suppress it) by copying its ARN into `Id`.
+fn from_guardduty(f: &Obj) -> bool {
+    str_of(f, "ProductArn").is_some_and(|p| p.ends_with(":product/aws/guardduty"))
 }
 
 /// Normalizes one ASFF finding found at `path` (`detail.findings[i]`, `Findings[i]` or `""`).
@@ -108,7 +106,7 @@ pub(crate) fn normalize(
 ) -> Result<Finding, EventError> {
     let id = require_str(f, "Id", path)?;
     let account = require_str(f, "AwsAccountId", path)?;
-    let guardduty = from_guardduty(f, id);
+    let guardduty = from_guardduty(f);
     let (severity, severity_label) = severity(f, path, guardduty)?;
     let finding_type = finding_type(f, guardduty).ok_or_else(|| EventError::Missing {
         path: join(path, "Types"),
@@ -124,7 +122,10 @@ pub(crate) fn normalize(
         })?;
     // Both routes of one GuardDuty finding must dedupe to one: the GuardDuty event's `id` is
     // the trailing ID of the ARN that Security Hub uses as `Id`.
-    let dedup_id = guardduty_finding_arn(id).map_or(id, |a| a.finding_id);
+    let dedup_id = match guardduty_finding_arn(id) {
+        Some(arn) if guardduty => arn.finding_id,
+        _ => id,
+    };
     Ok(Finding {
         source: FindingSource::Securityhub,
         id: id.to_string(),
@@ -449,6 +450,28 @@ mod tests {
                 expected.to_vec(),
                 Some("prod".to_string())
             ))
+        );
+    }
+
+    #[test]
+    fn guardduty_arn_id_dedupes_only_for_the_guardduty_product() {
+        let gd_arn = "arn:aws:guardduty:us-east-1:1:detector/d/finding/f1";
+        let mut f = base();
+        f["Id"] = json!(gd_arn);
+        f["Types"] = json!(["TTPs/Discovery/Recon:EC2-Portscan"]);
+        // An imported finding copying a GuardDuty ARN keeps its own Id as dedup id.
+        let forged = normalize(&obj(f.clone()), "", None).ok();
+        assert_eq!(forged.as_ref().map(|f| f.dedup_id.as_str()), Some(gd_arn));
+        assert_eq!(
+            forged.as_ref().map(|f| f.kind.as_str()),
+            Some("TTPs/Discovery/Recon:EC2-Portscan")
+        );
+        f["ProductArn"] = json!("arn:aws:securityhub:us-east-1::product/aws/guardduty");
+        let real = normalize(&obj(f), "", None).ok();
+        assert_eq!(real.as_ref().map(|f| f.dedup_id.as_str()), Some("f1"));
+        assert_eq!(
+            real.as_ref().map(|f| f.kind.as_str()),
+            Some("Recon:EC2/Portscan")
         );
     }
 

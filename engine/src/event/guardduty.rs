@@ -78,7 +78,7 @@ pub(crate) fn normalize(
         severity,
         severity_label: SeverityLabel::from_score(severity),
         account: account.to_string(),
-        region: region.to_string(),
+        region: bounded(region, 64),
         resources: resources.list,
         updated_at: str_of(d, "updatedAt")
             .or_else(|| str_of(d, "createdAt"))

@@ -49,6 +49,14 @@ pub(crate) fn get<'a>(o: &'a Obj, key: &str) -> Option<&'a Value> {
     v.filter(|v| !v.is_null())
 }
 
+/// The key as the input spells it: `key` itself, else its first case-insensitive match.
+pub(crate) fn spelled(o: &Obj, key: &str) -> Option<String> {
+    if o.contains_key(key) {
+        return Some(key.to_string());
+    }
+    o.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned()
+}
+
 /// What a value is, for error messages ("an array", "a number"...).
 pub(crate) fn kind_of(v: &Value) -> &'static str {
     match v {

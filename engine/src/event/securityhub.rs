@@ -5,7 +5,9 @@ use serde_json::{json, Value};
 
 use super::asff;
 use super::envelope::{self, Envelope, SECURITYHUB};
-use super::json::{bounded, get, index, join, kind_of, obj_of, str_of, Obj, MAX_TEXT_CHARS};
+use super::json::{
+    bounded, get, index, join, kind_of, obj_of, spelled, str_of, Obj, MAX_TEXT_CHARS,
+};
 use super::{CustomAction, EventError, FindingEvent, Ignored, Parsed};
 
 /// `detail-type` of findings Security Hub imported (new or updated).
@@ -26,7 +28,7 @@ pub(crate) fn is_batch(top: &Obj) -> bool {
 /// Splits an Imported or Custom Action event into one [`FindingEvent`] per finding.
 pub(crate) fn from_event(top: &Obj, env: &Envelope<'_>) -> Result<Parsed, EventError> {
     let custom_action = if env.detail_type == CUSTOM_ACTION {
-        Some(custom_action(top, env.detail))
+        Some(custom_action(top, env.detail)?)
     } else {
         None
     };
@@ -40,8 +42,9 @@ pub(crate) fn from_event(top: &Obj, env: &Envelope<'_>) -> Result<Parsed, EventE
     }
     // The copy each finding gets: the whole envelope with `detail.findings` emptied, so the
     // other findings are not cloned N times.
+    let detail_key = spelled(top, "detail").unwrap_or_else(|| "detail".to_string());
     let mut base = top.clone();
-    if let Some(detail) = base.get_mut("detail").and_then(Value::as_object_mut) {
+    if let Some(detail) = base.get_mut(&detail_key).and_then(Value::as_object_mut) {
         detail.insert(key.clone(), json!([]));
     }
     let mut out = Vec::with_capacity(findings.len());
@@ -50,7 +53,7 @@ pub(crate) fn from_event(top: &Obj, env: &Envelope<'_>) -> Result<Parsed, EventE
         let obj = as_finding(f, &path)?;
         let finding = asff::normalize(obj, &path, env.region)?;
         let mut event = base.clone();
-        if let Some(detail) = event.get_mut("detail").and_then(Value::as_object_mut) {
+        if let Some(detail) = event.get_mut(&detail_key).and_then(Value::as_object_mut) {
             detail.insert(key.clone(), json!([f]));
         }
         out.push(FindingEvent {
@@ -115,12 +118,7 @@ fn findings_array<'a>(
     key: &str,
 ) -> Result<(String, &'a [Value]), EventError> {
     let p = join(path, key);
-    let spelled = o
-        .keys()
-        .find(|k| k.as_str() == key)
-        .or_else(|| o.keys().find(|k| k.eq_ignore_ascii_case(key)))
-        .cloned()
-        .unwrap_or_else(|| key.to_string());
+    let spelled = spelled(o, key).unwrap_or_else(|| key.to_string());
     match get(o, key) {
         None => Err(EventError::Missing { path: p }),
         Some(Value::Array(a)) if a.len() > MAX_FINDINGS => Err(EventError::Invalid {
@@ -149,7 +147,7 @@ fn as_finding<'a>(f: &'a Value, path: &str) -> Result<&'a Obj, EventError> {
 
 /// The custom action: `detail.actionName` / `actionDescription`, and the action ARN, which
 /// EventBridge puts in the envelope's `resources`.
-fn custom_action(top: &Obj, detail: &Obj) -> CustomAction {
+fn custom_action(top: &Obj, detail: &Obj) -> Result<CustomAction, EventError> {
     let arn = envelope::resources(top)
         .find(|r| r.contains(":action/custom/"))
         .map(|r| bounded(r, MAX_TEXT_CHARS));
@@ -157,12 +155,14 @@ fn custom_action(top: &Obj, detail: &Obj) -> CustomAction {
     let name = str_of(detail, "actionName")
         .or_else(|| arn.as_deref().and_then(|a| a.rsplit('/').next()))
         .map(|n| bounded(n, MAX_TEXT_CHARS))
-        .unwrap_or_default();
-    CustomAction {
+        .ok_or_else(|| EventError::Missing {
+            path: "detail.actionName".to_string(),
+        })?;
+    Ok(CustomAction {
         name,
         description: str_of(detail, "actionDescription").map(|d| bounded(d, MAX_TEXT_CHARS)),
         arn,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -279,6 +279,18 @@ mod tests {
         assert_eq!(
             p.err().map(|e| e.to_string()).as_deref(),
             Some("Findings[1].Id is a number; expected a string")
+        );
+    }
+
+    #[test]
+    fn custom_action_needs_a_name_or_arn() {
+        let mut e = event(vec![asff("a", "1")]);
+        e["detail-type"] = json!(CUSTOM_ACTION);
+        assert_eq!(
+            parse_value(e).err(),
+            Some(EventError::Missing {
+                path: "detail.actionName".into()
+            })
         );
     }
 
