@@ -1,1 +1,0 @@
-//! The Rhai sandbox: one constructor with every limit; expressions compiled once.
