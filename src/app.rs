@@ -40,15 +40,23 @@ pub struct App {
 
 impl App {
     pub fn new(global: Global) -> Result<App> {
-        let path = global.config.clone().or_else(|| Some(PathBuf::from("cordon.yaml")).filter(|p| p.exists()));
+        let path = global
+            .config
+            .clone()
+            .or_else(|| Some(PathBuf::from("cordon.yaml")).filter(|p| p.exists()));
         let config = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(&p).with_context(|| format!("reading config {}", p.display()))?;
+                let text = std::fs::read_to_string(&p)
+                    .with_context(|| format!("reading config {}", p.display()))?;
                 serde_yaml::from_str(&text).map_err(|e| anyhow!("config {}: {e}", p.display()))?
             }
             None => Config::default(),
         };
-        Ok(App { global, config, sandbox: Arc::new(Sandbox::new(Limits::default())) })
+        Ok(App {
+            global,
+            config,
+            sandbox: Arc::new(Sandbox::new(Limits::default())),
+        })
     }
 
     pub fn journal_dir(&self) -> PathBuf {
@@ -78,14 +86,26 @@ impl App {
 
     /// The cloud to act on. Never chosen silently: acting without `--cloud` is an error, and a
     /// journal used with one cloud refuses another.
-    pub fn cloud(&self) -> Result<(Cloud, Option<Arc<SimCloud>>)> {
-        let Some(kind) = self.global.cloud else {
+    /// `recorded_ok`: commands acting on runs already journaled (approve, release, resume) may
+    /// take the cloud recorded beside the journal, where those runs acted.
+    pub fn cloud(&self, recorded_ok: bool) -> Result<(Cloud, Option<Arc<SimCloud>>)> {
+        let dir = self.journal_dir();
+        let base = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let marker = base.join("cloud");
+        let recorded = std::fs::read_to_string(&marker)
+            .ok()
+            .and_then(|s| match s.trim() {
+                "sim" => Some(CloudKind::Sim),
+                "aws" => Some(CloudKind::Aws),
+                _ => None,
+            });
+        let Some(kind) = self.global.cloud.or(recorded.filter(|_| recorded_ok)) else {
             bail!("say where to act: --cloud sim (a simulated organization, no AWS account needed) or --cloud aws");
         };
-        let dir = self.journal_dir();
-        let base = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(base).with_context(|| format!("creating {}", base.display()))?;
-        let marker = base.join("cloud");
         let name = match kind {
             CloudKind::Sim => "sim",
             CloudKind::Aws => "aws",
@@ -97,7 +117,8 @@ impl App {
                 used.trim()
             ),
             Ok(_) => {}
-            Err(_) => std::fs::write(&marker, name).with_context(|| format!("writing {}", marker.display()))?,
+            Err(_) => std::fs::write(&marker, name)
+                .with_context(|| format!("writing {}", marker.display()))?,
         }
         match kind {
             CloudKind::Sim => {
@@ -116,7 +137,8 @@ impl App {
     /// The journal, opened (and created) at the configured place.
     pub fn journal(&self) -> Result<SledJournal> {
         let dir = self.journal_dir();
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating journal directory {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating journal directory {}", dir.display()))?;
         Ok(SledJournal::open(&dir)?)
     }
 
@@ -135,5 +157,9 @@ impl App {
 /// Load errors, one per line.
 pub fn load_errors(errors: &[LoadError]) -> String {
     let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    format!("{} playbook error(s):\n  {}", errors.len(), lines.join("\n  "))
+    format!(
+        "{} playbook error(s):\n  {}",
+        errors.len(),
+        lines.join("\n  ")
+    )
 }

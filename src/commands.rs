@@ -23,9 +23,14 @@ pub const EXIT_RUN_FAILED: i32 = 3;
 pub fn validate(app: &App, paths: &[PathBuf]) -> Result<i32> {
     let mut errors = Vec::new();
     let mut count = 0;
-    let targets: Vec<PathBuf> = if paths.is_empty() { app.playbook_dir().into_iter().collect() } else { paths.to_vec() };
+    let targets: Vec<PathBuf> = if paths.is_empty() {
+        app.playbook_dir().into_iter().collect()
+    } else {
+        paths.to_vec()
+    };
     if targets.is_empty() {
-        let set = PlaybookSet::from_sources(&embedded::PLAYBOOKS, &app.sandbox).map_err(|e| anyhow!("{}", load_errors(&e)))?;
+        let set = PlaybookSet::from_sources(&embedded::PLAYBOOKS, &app.sandbox)
+            .map_err(|e| anyhow!("{}", load_errors(&e)))?;
         println!("ok: {} built-in playbook(s) valid", set.len());
         return Ok(0);
     }
@@ -33,7 +38,8 @@ pub fn validate(app: &App, paths: &[PathBuf]) -> Result<i32> {
         let result = if path.is_dir() {
             PlaybookSet::load_dir(&path, &app.sandbox).map(|s| s.len())
         } else {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
             playbook::compile(&path.display().to_string(), &text, &app.sandbox).map(|_| 1)
         };
         match result {
@@ -52,13 +58,21 @@ pub fn validate(app: &App, paths: &[PathBuf]) -> Result<i32> {
 
 fn read_event(path: Option<&Path>) -> Result<(String, Vec<u8>)> {
     match path {
-        None => Ok(("built-in demo finding".into(), embedded::DEMO_EVENT.as_bytes().to_vec())),
+        None => Ok((
+            "built-in demo finding".into(),
+            embedded::DEMO_EVENT.as_bytes().to_vec(),
+        )),
         Some(p) if p == Path::new("-") => {
             let mut buf = Vec::new();
-            std::io::stdin().read_to_end(&mut buf).context("reading the event from stdin")?;
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("reading the event from stdin")?;
             Ok(("stdin".into(), buf))
         }
-        Some(p) => Ok((p.display().to_string(), std::fs::read(p).with_context(|| format!("reading event {}", p.display()))?)),
+        Some(p) => Ok((
+            p.display().to_string(),
+            std::fs::read(p).with_context(|| format!("reading event {}", p.display()))?,
+        )),
     }
 }
 
@@ -68,7 +82,10 @@ fn findings(path: Option<&Path>) -> Result<Vec<FindingEvent>> {
     match event::parse(&bytes).map_err(|e| anyhow!("{name}: {e}"))? {
         Parsed::Findings(f) => Ok(f),
         Parsed::Ignored(i) => {
-            eprintln!("{name}: ignored: {} event from {}: {}", i.detail_type, i.source, i.reason);
+            eprintln!(
+                "{name}: ignored: {} event from {}: {}",
+                i.detail_type, i.source, i.reason
+            );
             Ok(Vec::new())
         }
     }
@@ -94,7 +111,14 @@ pub fn explain(app: &App, event: &Path, as_json: bool) -> Result<i32> {
     Ok(0)
 }
 
-pub async fn run(app: &App, event: Option<&Path>, playbook: Option<&str>, dry_run: bool, by: &str, as_json: bool) -> Result<i32> {
+pub async fn run(
+    app: &App,
+    event: Option<&Path>,
+    playbook: Option<&str>,
+    dry_run: bool,
+    by: &str,
+    as_json: bool,
+) -> Result<i32> {
     let set = app.playbooks()?;
     let fes = findings(event)?;
     if let Some(id) = playbook {
@@ -106,7 +130,7 @@ pub async fn run(app: &App, event: Option<&Path>, playbook: Option<&str>, dry_ru
     if dry_run {
         return dry(app, set, &fes, playbook, as_json);
     }
-    let (cloud, sim) = app.cloud()?;
+    let (cloud, sim) = app.cloud(false)?;
     let runner = app.runner(cloud, set)?;
     let mut report = Vec::new();
     let mut code = 0;
@@ -114,7 +138,11 @@ pub async fn run(app: &App, event: Option<&Path>, playbook: Option<&str>, dry_ru
         seed(sim.as_deref(), fe)?;
         let submitted = match playbook {
             Some(id) => {
-                let pb = runner.playbooks().get(id).cloned().ok_or_else(|| anyhow!("no playbook {id}"))?;
+                let pb = runner
+                    .playbooks()
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| anyhow!("no playbook {id}"))?;
                 vec![runner.create_run(&pb, fe, Trigger::Manual { by: by.to_string() })?]
             }
             None => runner.submit(fe)?,
@@ -139,12 +167,23 @@ pub async fn run(app: &App, event: Option<&Path>, playbook: Option<&str>, dry_ru
     Ok(code)
 }
 
-fn dry(app: &App, set: PlaybookSet, fes: &[FindingEvent], playbook: Option<&str>, as_json: bool) -> Result<i32> {
+fn dry(
+    app: &App,
+    set: PlaybookSet,
+    fes: &[FindingEvent],
+    playbook: Option<&str>,
+    as_json: bool,
+) -> Result<i32> {
     let mut plans = Vec::new();
     for fe in fes {
         let chosen: Vec<_> = match playbook {
             Some(id) => set.get(id).cloned().into_iter().collect(),
-            None => set.evaluate(fe, &app.sandbox).into_iter().filter(|m| m.outcome.starts_run()).map(|m| m.playbook).collect(),
+            None => set
+                .evaluate(fe, &app.sandbox)
+                .into_iter()
+                .filter(|m| m.outcome.starts_run())
+                .map(|m| m.playbook)
+                .collect(),
         };
         for pb in chosen {
             let mut p = serde_json::to_value(runner::plan(&app.sandbox, &pb, fe))?;
@@ -170,7 +209,10 @@ fn seed(sim: Option<&SimCloud>, fe: &FindingEvent) -> Result<()> {
 
 fn exit_for(state: RunState) -> i32 {
     match state {
-        RunState::Failed | RunState::Denied | RunState::NeedsAttention | RunState::ReleaseFailed => EXIT_RUN_FAILED,
+        RunState::Failed
+        | RunState::Denied
+        | RunState::NeedsAttention
+        | RunState::ReleaseFailed => EXIT_RUN_FAILED,
         _ => 0,
     }
 }
@@ -196,7 +238,9 @@ pub fn runs_list(app: &App, as_json: bool) -> Result<i32> {
 
 pub fn runs_show(app: &App, id: &str, as_json: bool) -> Result<i32> {
     let journal = app.journal()?;
-    let run = journal.get(id)?.ok_or_else(|| anyhow!("no run {id} in {}", app.journal_dir().display()))?;
+    let run = journal
+        .get(id)?
+        .ok_or_else(|| anyhow!("no run {id} in {}", app.journal_dir().display()))?;
     let timeline = journal.timeline(id)?;
     if as_json {
         let mut v = serde_json::to_value(&run)?;
@@ -214,14 +258,21 @@ pub fn runs_show(app: &App, id: &str, as_json: bool) -> Result<i32> {
 pub async fn approve(app: &App, run: &str, step: &str, deny: bool, by: &str) -> Result<i32> {
     let runner = acting_runner(app)?;
     let state = runner.decide(run, step, !deny, by).await?;
-    println!("run {run}: step {step} {} by {by}; run is {}", if deny { "denied" } else { "approved" }, state.as_str());
+    println!(
+        "run {run}: step {step} {} by {by}; run is {}",
+        if deny { "denied" } else { "approved" },
+        state.as_str()
+    );
     Ok(exit_for(state))
 }
 
 pub async fn release(app: &App, run: &str, by: &str) -> Result<i32> {
     let runner = acting_runner(app)?;
     let state = runner.release(run, by).await?;
-    let r = runner.journal().get(run)?.ok_or_else(|| anyhow!("no run {run}"))?;
+    let r = runner
+        .journal()
+        .get(run)?
+        .ok_or_else(|| anyhow!("no run {run}"))?;
     render::release(&r);
     Ok(exit_for(state))
 }
@@ -238,7 +289,7 @@ pub async fn resume(app: &App) -> Result<i32> {
 
 /// A runner for commands that act on runs already journaled.
 fn acting_runner(app: &App) -> Result<Runner> {
-    let (cloud, _) = app.cloud()?;
+    let (cloud, _) = app.cloud(true)?;
     app.runner(cloud, app.playbooks()?)
 }
 

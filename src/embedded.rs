@@ -3,10 +3,22 @@
 
 /// The shipped playbooks, `(file, text)`.
 pub const PLAYBOOKS: [(&str, &str); 4] = [
-    ("playbooks/isolate-ec2-instance.yaml", include_str!("../playbooks/isolate-ec2-instance.yaml")),
-    ("playbooks/contain-iam-user-key.yaml", include_str!("../playbooks/contain-iam-user-key.yaml")),
-    ("playbooks/revoke-role-sessions.yaml", include_str!("../playbooks/revoke-role-sessions.yaml")),
-    ("playbooks/quarantine-account.yaml", include_str!("../playbooks/quarantine-account.yaml")),
+    (
+        "playbooks/isolate-ec2-instance.yaml",
+        include_str!("../playbooks/isolate-ec2-instance.yaml"),
+    ),
+    (
+        "playbooks/contain-iam-user-key.yaml",
+        include_str!("../playbooks/contain-iam-user-key.yaml"),
+    ),
+    (
+        "playbooks/revoke-role-sessions.yaml",
+        include_str!("../playbooks/revoke-role-sessions.yaml"),
+    ),
+    (
+        "playbooks/quarantine-account.yaml",
+        include_str!("../playbooks/quarantine-account.yaml"),
+    ),
 ];
 
 /// The demo event: a real published GuardDuty finding (UnauthorizedAccess:EC2/MaliciousIPCaller,

@@ -18,7 +18,9 @@ fn init_logs(format: LogFormat, verbose: u8) {
         _ => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -30,12 +32,35 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Validate { paths } => commands::validate(&app, &paths),
         Command::Explain { event, json } => commands::explain(&app, &event, json),
-        Command::Run { event, playbook, dry_run, by, json } => {
-            commands::run(&app, event.as_deref(), playbook.as_deref(), dry_run, &by, json).await
+        Command::Run {
+            event,
+            playbook,
+            dry_run,
+            by,
+            json,
+        } => {
+            commands::run(
+                &app,
+                event.as_deref(),
+                playbook.as_deref(),
+                dry_run,
+                &by,
+                json,
+            )
+            .await
         }
-        Command::Runs { command: RunsCommand::List { json } } => commands::runs_list(&app, json),
-        Command::Runs { command: RunsCommand::Show { run, json } } => commands::runs_show(&app, &run, json),
-        Command::Approve { run, step, deny, by } => commands::approve(&app, &run, &step, deny, &by).await,
+        Command::Runs {
+            command: RunsCommand::List { json },
+        } => commands::runs_list(&app, json),
+        Command::Runs {
+            command: RunsCommand::Show { run, json },
+        } => commands::runs_show(&app, &run, json),
+        Command::Approve {
+            run,
+            step,
+            deny,
+            by,
+        } => commands::approve(&app, &run, &step, deny, &by).await,
         Command::Release { run, by } => commands::release(&app, &run, &by).await,
         Command::Resume => commands::resume(&app).await,
         Command::Actions { json } => commands::actions_list(json),
@@ -45,7 +70,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 fn main() {
     let cli = Cli::parse();
     init_logs(cli.global.log_format, cli.global.verbose);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the runtime: {e}");

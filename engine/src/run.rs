@@ -32,7 +32,10 @@ pub enum RunState {
 impl RunState {
     /// States a restart resumes.
     pub fn is_unfinished(self) -> bool {
-        matches!(self, RunState::Pending | RunState::Running | RunState::Releasing)
+        matches!(
+            self,
+            RunState::Pending | RunState::Running | RunState::Releasing
+        )
     }
 
     /// States from which `release` may start.

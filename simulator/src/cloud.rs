@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cordon_engine::cloud::{
-    AccessKeyInfo, Chat, CloudError, CloudResult, Ec2, ErrorKind, Events, Iam, InstanceInfo, InterfaceInfo, KeyStatus,
-    NewAccessKey, OrgInfo, Organizations, PolicyInfo, RoleInfo, SecurityGroupInfo, Ssm, Target, UserInfo,
+    AccessKeyInfo, Chat, CloudError, CloudResult, Ec2, ErrorKind, Events, Iam, InstanceInfo,
+    InterfaceInfo, KeyStatus, NewAccessKey, OrgInfo, Organizations, PolicyInfo, RoleInfo,
+    SecurityGroupInfo, Ssm, Target, UserInfo,
 };
 use cordon_engine::secret::Secret;
 use cordon_engine::Finding;
@@ -44,7 +45,10 @@ impl SimCloud {
 
     /// The world stored at `path` (created if absent).
     pub fn open(path: &Path) -> Result<SimCloud, WorldFileError> {
-        let err = |m: String| WorldFileError { path: path.display().to_string(), message: m };
+        let err = |m: String| WorldFileError {
+            path: path.display().to_string(),
+            message: m,
+        };
         let world = match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| err(e.to_string()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => World::default(),
@@ -54,7 +58,12 @@ impl SimCloud {
     }
 
     fn with(world: World, path: Option<PathBuf>) -> SimCloud {
-        SimCloud { world: Mutex::new(world), path, delay: Duration::ZERO, faults: Mutex::new(BTreeMap::new()) }
+        SimCloud {
+            world: Mutex::new(world),
+            path,
+            delay: Duration::ZERO,
+            faults: Mutex::new(BTreeMap::new()),
+        }
     }
 
     /// Sleeps this long before every mutating call.
@@ -65,7 +74,10 @@ impl SimCloud {
 
     /// Makes the next `times` calls of `api` (e.g. `ec2:CreateSnapshot`) fail with `kind`.
     pub fn fail_next(&self, api: &str, kind: ErrorKind, times: u32) {
-        self.faults.lock().unwrap_or_else(|p| p.into_inner()).insert(api.to_string(), (kind, times));
+        self.faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(api.to_string(), (kind, times));
     }
 
     /// Creates what the finding names, if not there yet, and saves.
@@ -93,8 +105,13 @@ impl SimCloud {
     }
 
     fn persist(&self, w: &World) -> Result<(), WorldFileError> {
-        let Some(path) = &self.path else { return Ok(()) };
-        let err = |m: String| WorldFileError { path: path.display().to_string(), message: m };
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let err = |m: String| WorldFileError {
+            path: path.display().to_string(),
+            message: m,
+        };
         let tmp = path.with_extension("tmp");
         let bytes = serde_json::to_vec_pretty(w).map_err(|e| err(e.to_string()))?;
         std::fs::write(&tmp, bytes).map_err(|e| err(e.to_string()))?;
@@ -119,7 +136,12 @@ impl SimCloud {
     }
 
     /// A mutating call: fault, delay, change, log, persist.
-    async fn write<R>(&self, api: &str, account: &str, f: impl FnOnce(&mut World) -> CloudResult<R>) -> CloudResult<R> {
+    async fn write<R>(
+        &self,
+        api: &str,
+        account: &str,
+        f: impl FnOnce(&mut World) -> CloudResult<R>,
+    ) -> CloudResult<R> {
         self.fault(api)?;
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
@@ -127,13 +149,22 @@ impl SimCloud {
         let mut w = self.lock();
         let r = f(&mut w)?;
         w.calls.push(format!("{api} {account}"));
-        self.persist(&w).map_err(|e| CloudError::fatal(e.to_string()))?;
+        self.persist(&w)
+            .map_err(|e| CloudError::fatal(e.to_string()))?;
         Ok(r)
     }
 }
 
 fn account<'w>(w: &'w World, t: &Target) -> CloudResult<&'w Account> {
-    w.accounts.get(&t.account).ok_or_else(|| CloudError::new(ErrorKind::Denied, format!("cannot assume the response role in account {}: unknown account", t.account)))
+    w.accounts.get(&t.account).ok_or_else(|| {
+        CloudError::new(
+            ErrorKind::Denied,
+            format!(
+                "cannot assume the response role in account {}: unknown account",
+                t.account
+            ),
+        )
+    })
 }
 
 fn region<'w>(w: &'w World, t: &Target) -> Option<&'w Region> {
@@ -141,22 +172,34 @@ fn region<'w>(w: &'w World, t: &Target) -> Option<&'w Region> {
 }
 
 fn region_mut<'w>(w: &'w mut World, t: &Target) -> &'w mut Region {
-    w.account(&t.account).regions.entry(t.region.clone()).or_default()
+    w.account(&t.account)
+        .regions
+        .entry(t.region.clone())
+        .or_default()
 }
 
 fn missing(what: &str, t: &Target) -> CloudError {
-    CloudError::not_found(format!("{what} not found in account {} {}", t.account, t.region))
+    CloudError::not_found(format!(
+        "{what} not found in account {} {}",
+        t.account, t.region
+    ))
 }
 
 #[async_trait]
 impl Organizations for SimCloud {
     async fn describe(&self) -> CloudResult<OrgInfo> {
         self.read("organizations:DescribeOrganization", |w| {
-            Ok(OrgInfo { management_account: w.org.management_account.clone(), root_id: w.org.root_id.clone(), scp_enabled: w.org.scp_enabled })
+            Ok(OrgInfo {
+                management_account: w.org.management_account.clone(),
+                root_id: w.org.root_id.clone(),
+                scp_enabled: w.org.scp_enabled,
+            })
         })
     }
     async fn list_accounts(&self) -> CloudResult<Vec<String>> {
-        self.read("organizations:ListAccounts", |w| Ok(w.org.attachments.keys().cloned().collect()))
+        self.read("organizations:ListAccounts", |w| {
+            Ok(w.org.attachments.keys().cloned().collect())
+        })
     }
     async fn enable_scp(&self, _root: &str) -> CloudResult<()> {
         self.write("organizations:EnablePolicyType", "org", |w| {
@@ -167,14 +210,33 @@ impl Organizations for SimCloud {
     }
     async fn find_policy(&self, name: &str) -> CloudResult<Option<PolicyInfo>> {
         self.read("organizations:ListPolicies", |w| {
-            Ok(w.org.policies.iter().find(|(_, (n, _))| n == name).map(|(id, (n, c))| PolicyInfo { id: id.clone(), name: n.clone(), content: c.clone() }))
+            Ok(w.org
+                .policies
+                .iter()
+                .find(|(_, (n, _))| n == name)
+                .map(|(id, (n, c))| PolicyInfo {
+                    id: id.clone(),
+                    name: n.clone(),
+                    content: c.clone(),
+                }))
         })
     }
-    async fn create_policy(&self, name: &str, _description: &str, content: &str) -> CloudResult<PolicyInfo> {
+    async fn create_policy(
+        &self,
+        name: &str,
+        _description: &str,
+        content: &str,
+    ) -> CloudResult<PolicyInfo> {
         self.write("organizations:CreatePolicy", "org", |w| {
             let id = w.id("p-");
-            w.org.policies.insert(id.clone(), (name.into(), content.into()));
-            Ok(PolicyInfo { id, name: name.into(), content: content.into() })
+            w.org
+                .policies
+                .insert(id.clone(), (name.into(), content.into()));
+            Ok(PolicyInfo {
+                id,
+                name: name.into(),
+                content: content.into(),
+            })
         })
         .await
     }
@@ -191,9 +253,16 @@ impl Organizations for SimCloud {
     }
     async fn detach_policy(&self, policy_id: &str, account: &str) -> CloudResult<()> {
         self.write("organizations:DetachPolicy", account, |w| {
-            match w.org.attachments.get_mut(account).map(|s| s.remove(policy_id)) {
+            match w
+                .org
+                .attachments
+                .get_mut(account)
+                .map(|s| s.remove(policy_id))
+            {
                 Some(true) => Ok(()),
-                _ => Err(CloudError::not_found(format!("{policy_id} is not attached to {account}"))),
+                _ => Err(CloudError::not_found(format!(
+                    "{policy_id} is not attached to {account}"
+                ))),
             }
         })
         .await
@@ -203,7 +272,13 @@ impl Organizations for SimCloud {
             let ids = w.org.attachments.get(account).cloned().unwrap_or_default();
             Ok(ids
                 .into_iter()
-                .filter_map(|id| w.org.policies.get(&id).map(|(n, c)| PolicyInfo { id: id.clone(), name: n.clone(), content: c.clone() }))
+                .filter_map(|id| {
+                    w.org.policies.get(&id).map(|(n, c)| PolicyInfo {
+                        id: id.clone(),
+                        name: n.clone(),
+                        content: c.clone(),
+                    })
+                })
                 .collect())
         })
     }
@@ -213,40 +288,99 @@ impl Organizations for SimCloud {
 impl Iam for SimCloud {
     async fn get_role(&self, t: &Target, role: &str) -> CloudResult<Option<RoleInfo>> {
         self.read("iam:GetRole", |w| {
-            Ok(account(w, t)?.roles.get(role).map(|r| RoleInfo { name: role.into(), arn: format!("arn:aws:iam::{}:role{}{role}", t.account, r.path), path: r.path.clone() }))
+            Ok(account(w, t)?.roles.get(role).map(|r| RoleInfo {
+                name: role.into(),
+                arn: format!("arn:aws:iam::{}:role{}{role}", t.account, r.path),
+                path: r.path.clone(),
+            }))
         })
     }
-    async fn put_role_policy(&self, t: &Target, role: &str, name: &str, doc: &str) -> CloudResult<()> {
+    async fn put_role_policy(
+        &self,
+        t: &Target,
+        role: &str,
+        name: &str,
+        doc: &str,
+    ) -> CloudResult<()> {
         self.write("iam:PutRolePolicy", &t.account, |w| {
-            let r = w.account(&t.account).roles.get_mut(role).ok_or_else(|| missing(&format!("role {role}"), t))?;
+            let r = w
+                .account(&t.account)
+                .roles
+                .get_mut(role)
+                .ok_or_else(|| missing(&format!("role {role}"), t))?;
             r.inline.insert(name.into(), doc.into());
             Ok(())
         })
         .await
     }
-    async fn get_role_policy(&self, t: &Target, role: &str, name: &str) -> CloudResult<Option<String>> {
-        self.read("iam:GetRolePolicy", |w| Ok(account(w, t)?.roles.get(role).and_then(|r| r.inline.get(name).cloned())))
+    async fn get_role_policy(
+        &self,
+        t: &Target,
+        role: &str,
+        name: &str,
+    ) -> CloudResult<Option<String>> {
+        self.read("iam:GetRolePolicy", |w| {
+            Ok(account(w, t)?
+                .roles
+                .get(role)
+                .and_then(|r| r.inline.get(name).cloned()))
+        })
     }
     async fn delete_role_policy(&self, t: &Target, role: &str, name: &str) -> CloudResult<()> {
         self.write("iam:DeleteRolePolicy", &t.account, |w| {
-            let r = w.account(&t.account).roles.get_mut(role).ok_or_else(|| missing(&format!("role {role}"), t))?;
-            r.inline.remove(name).map(|_| ()).ok_or_else(|| missing(&format!("policy {name} of {role}"), t))
+            let r = w
+                .account(&t.account)
+                .roles
+                .get_mut(role)
+                .ok_or_else(|| missing(&format!("role {role}"), t))?;
+            r.inline
+                .remove(name)
+                .map(|_| ())
+                .ok_or_else(|| missing(&format!("policy {name} of {role}"), t))
         })
         .await
     }
     async fn get_user(&self, t: &Target, user: &str) -> CloudResult<Option<UserInfo>> {
-        self.read("iam:GetUser", |w| Ok(account(w, t)?.users.get(user).map(|_| UserInfo { name: user.into(), arn: format!("arn:aws:iam::{}:user/{user}", t.account) })))
+        self.read("iam:GetUser", |w| {
+            Ok(account(w, t)?.users.get(user).map(|_| UserInfo {
+                name: user.into(),
+                arn: format!("arn:aws:iam::{}:user/{user}", t.account),
+            }))
+        })
     }
     async fn list_access_keys(&self, t: &Target, user: &str) -> CloudResult<Vec<AccessKeyInfo>> {
         self.read("iam:ListAccessKeys", |w| {
-            let u = account(w, t)?.users.get(user).ok_or_else(|| missing(&format!("user {user}"), t))?;
-            Ok(u.keys.iter().map(|(id, s)| AccessKeyInfo { id: id.clone(), status: *s }).collect())
+            let u = account(w, t)?
+                .users
+                .get(user)
+                .ok_or_else(|| missing(&format!("user {user}"), t))?;
+            Ok(u.keys
+                .iter()
+                .map(|(id, s)| AccessKeyInfo {
+                    id: id.clone(),
+                    status: *s,
+                })
+                .collect())
         })
     }
-    async fn set_access_key_status(&self, t: &Target, user: &str, key_id: &str, status: KeyStatus) -> CloudResult<()> {
+    async fn set_access_key_status(
+        &self,
+        t: &Target,
+        user: &str,
+        key_id: &str,
+        status: KeyStatus,
+    ) -> CloudResult<()> {
         self.write("iam:UpdateAccessKey", &t.account, |w| {
-            let u = w.account(&t.account).users.get_mut(user).ok_or_else(|| missing(&format!("user {user}"), t))?;
-            let k = u.keys.iter_mut().find(|(id, _)| id == key_id).ok_or_else(|| missing(&format!("access key {key_id}"), t))?;
+            let u = w
+                .account(&t.account)
+                .users
+                .get_mut(user)
+                .ok_or_else(|| missing(&format!("user {user}"), t))?;
+            let k = u
+                .keys
+                .iter_mut()
+                .find(|(id, _)| id == key_id)
+                .ok_or_else(|| missing(&format!("access key {key_id}"), t))?;
             k.1 = status;
             Ok(())
         })
@@ -256,21 +390,39 @@ impl Iam for SimCloud {
         self.write("iam:CreateAccessKey", &t.account, |w| {
             let id = format!("AKIASIM{:013}", w.next_id + 1);
             w.next_id += 1;
-            let u = w.account(&t.account).users.get_mut(user).ok_or_else(|| missing(&format!("user {user}"), t))?;
+            let u = w
+                .account(&t.account)
+                .users
+                .get_mut(user)
+                .ok_or_else(|| missing(&format!("user {user}"), t))?;
             if u.keys.len() >= 2 {
-                return Err(CloudError::fatal(format!("LimitExceeded: user {user} already has 2 access keys")));
+                return Err(CloudError::fatal(format!(
+                    "LimitExceeded: user {user} already has 2 access keys"
+                )));
             }
             u.keys.push((id.clone(), KeyStatus::Active));
-            Ok(NewAccessKey { id, secret: Secret::new(format!("simsecret{}", w.next_id)) })
+            Ok(NewAccessKey {
+                id,
+                secret: Secret::new(format!("simsecret{}", w.next_id)),
+            })
         })
         .await
     }
     async fn has_login_profile(&self, t: &Target, user: &str) -> CloudResult<bool> {
-        self.read("iam:GetLoginProfile", |w| Ok(account(w, t)?.users.get(user).is_some_and(|u| u.login_profile)))
+        self.read("iam:GetLoginProfile", |w| {
+            Ok(account(w, t)?
+                .users
+                .get(user)
+                .is_some_and(|u| u.login_profile))
+        })
     }
     async fn delete_login_profile(&self, t: &Target, user: &str) -> CloudResult<()> {
         self.write("iam:DeleteLoginProfile", &t.account, |w| {
-            let u = w.account(&t.account).users.get_mut(user).ok_or_else(|| missing(&format!("user {user}"), t))?;
+            let u = w
+                .account(&t.account)
+                .users
+                .get_mut(user)
+                .ok_or_else(|| missing(&format!("user {user}"), t))?;
             if !std::mem::take(&mut u.login_profile) {
                 return Err(missing(&format!("login profile of {user}"), t));
             }
@@ -278,28 +430,61 @@ impl Iam for SimCloud {
         })
         .await
     }
-    async fn put_user_policy(&self, t: &Target, user: &str, name: &str, doc: &str) -> CloudResult<()> {
+    async fn put_user_policy(
+        &self,
+        t: &Target,
+        user: &str,
+        name: &str,
+        doc: &str,
+    ) -> CloudResult<()> {
         self.write("iam:PutUserPolicy", &t.account, |w| {
-            let u = w.account(&t.account).users.get_mut(user).ok_or_else(|| missing(&format!("user {user}"), t))?;
+            let u = w
+                .account(&t.account)
+                .users
+                .get_mut(user)
+                .ok_or_else(|| missing(&format!("user {user}"), t))?;
             u.inline.insert(name.into(), doc.into());
             Ok(())
         })
         .await
     }
-    async fn get_user_policy(&self, t: &Target, user: &str, name: &str) -> CloudResult<Option<String>> {
-        self.read("iam:GetUserPolicy", |w| Ok(account(w, t)?.users.get(user).and_then(|u| u.inline.get(name).cloned())))
+    async fn get_user_policy(
+        &self,
+        t: &Target,
+        user: &str,
+        name: &str,
+    ) -> CloudResult<Option<String>> {
+        self.read("iam:GetUserPolicy", |w| {
+            Ok(account(w, t)?
+                .users
+                .get(user)
+                .and_then(|u| u.inline.get(name).cloned()))
+        })
     }
     async fn delete_user_policy(&self, t: &Target, user: &str, name: &str) -> CloudResult<()> {
         self.write("iam:DeleteUserPolicy", &t.account, |w| {
-            let u = w.account(&t.account).users.get_mut(user).ok_or_else(|| missing(&format!("user {user}"), t))?;
-            u.inline.remove(name).map(|_| ()).ok_or_else(|| missing(&format!("policy {name} of {user}"), t))
+            let u = w
+                .account(&t.account)
+                .users
+                .get_mut(user)
+                .ok_or_else(|| missing(&format!("user {user}"), t))?;
+            u.inline
+                .remove(name)
+                .map(|_| ())
+                .ok_or_else(|| missing(&format!("policy {name} of {user}"), t))
         })
         .await
     }
 }
 
 fn group_info(id: &str, g: &Group) -> SecurityGroupInfo {
-    SecurityGroupInfo { id: id.into(), name: g.name.clone(), vpc_id: g.vpc_id.clone(), ingress_rules: g.ingress, egress_rules: g.egress }
+    SecurityGroupInfo {
+        id: id.into(),
+        name: g.name.clone(),
+        vpc_id: g.vpc_id.clone(),
+        ingress_rules: g.ingress,
+        egress_rules: g.egress,
+    }
 }
 
 #[async_trait]
@@ -307,57 +492,121 @@ impl Ec2 for SimCloud {
     async fn describe_instance(&self, t: &Target, id: &str) -> CloudResult<Option<InstanceInfo>> {
         self.read("ec2:DescribeInstances", |w| {
             account(w, t)?;
-            Ok(region(w, t).and_then(|r| r.instances.get(id)).map(|i| InstanceInfo {
-                id: id.into(),
-                vpc_id: i.vpc_id.clone(),
-                state: "running".into(),
-                interfaces: i.interfaces.iter().map(|(eni, g)| InterfaceInfo { id: eni.clone(), groups: g.clone() }).collect(),
-                volumes: i.volumes.clone(),
-                termination_protection: i.termination_protection,
-                tags: i.tags.clone(),
-            }))
+            Ok(region(w, t)
+                .and_then(|r| r.instances.get(id))
+                .map(|i| InstanceInfo {
+                    id: id.into(),
+                    vpc_id: i.vpc_id.clone(),
+                    state: "running".into(),
+                    interfaces: i
+                        .interfaces
+                        .iter()
+                        .map(|(eni, g)| InterfaceInfo {
+                            id: eni.clone(),
+                            groups: g.clone(),
+                        })
+                        .collect(),
+                    volumes: i.volumes.clone(),
+                    termination_protection: i.termination_protection,
+                    tags: i.tags.clone(),
+                }))
         })
     }
-    async fn find_security_group(&self, t: &Target, vpc_id: &str, name: &str) -> CloudResult<Option<SecurityGroupInfo>> {
+    async fn find_security_group(
+        &self,
+        t: &Target,
+        vpc_id: &str,
+        name: &str,
+    ) -> CloudResult<Option<SecurityGroupInfo>> {
         self.read("ec2:DescribeSecurityGroups", |w| {
-            Ok(region(w, t).and_then(|r| r.groups.iter().find(|(_, g)| g.vpc_id == vpc_id && g.name == name)).map(|(id, g)| group_info(id, g)))
+            Ok(region(w, t)
+                .and_then(|r| {
+                    r.groups
+                        .iter()
+                        .find(|(_, g)| g.vpc_id == vpc_id && g.name == name)
+                })
+                .map(|(id, g)| group_info(id, g)))
         })
     }
-    async fn describe_security_group(&self, t: &Target, id: &str) -> CloudResult<Option<SecurityGroupInfo>> {
-        self.read("ec2:DescribeSecurityGroups", |w| Ok(region(w, t).and_then(|r| r.groups.get(id)).map(|g| group_info(id, g))))
+    async fn describe_security_group(
+        &self,
+        t: &Target,
+        id: &str,
+    ) -> CloudResult<Option<SecurityGroupInfo>> {
+        self.read("ec2:DescribeSecurityGroups", |w| {
+            Ok(region(w, t)
+                .and_then(|r| r.groups.get(id))
+                .map(|g| group_info(id, g)))
+        })
     }
-    async fn create_security_group(&self, t: &Target, vpc_id: &str, name: &str, _d: &str) -> CloudResult<String> {
+    async fn create_security_group(
+        &self,
+        t: &Target,
+        vpc_id: &str,
+        name: &str,
+        _d: &str,
+    ) -> CloudResult<String> {
         self.write("ec2:CreateSecurityGroup", &t.account, |w| {
             let id = w.id("sg-");
             let r = region_mut(w, t);
-            if r.groups.values().any(|g| g.vpc_id == vpc_id && g.name == name) {
-                return Err(CloudError::fatal(format!("InvalidGroup.Duplicate: {name} exists in {vpc_id}")));
+            if r.groups
+                .values()
+                .any(|g| g.vpc_id == vpc_id && g.name == name)
+            {
+                return Err(CloudError::fatal(format!(
+                    "InvalidGroup.Duplicate: {name} exists in {vpc_id}"
+                )));
             }
             // EC2 gives every new group an allow-all egress rule.
-            r.groups.insert(id.clone(), Group { name: name.into(), vpc_id: vpc_id.into(), ingress: 0, egress: 1 });
+            r.groups.insert(
+                id.clone(),
+                Group {
+                    name: name.into(),
+                    vpc_id: vpc_id.into(),
+                    ingress: 0,
+                    egress: 1,
+                },
+            );
             Ok(id)
         })
         .await
     }
     async fn revoke_all_egress(&self, t: &Target, group_id: &str) -> CloudResult<()> {
         self.write("ec2:RevokeSecurityGroupEgress", &t.account, |w| {
-            region_mut(w, t).groups.get_mut(group_id).map(|g| g.egress = 0).ok_or_else(|| missing(group_id, t))
+            region_mut(w, t)
+                .groups
+                .get_mut(group_id)
+                .map(|g| g.egress = 0)
+                .ok_or_else(|| missing(group_id, t))
         })
         .await
     }
     async fn allow_all_traffic(&self, t: &Target, group_id: &str) -> CloudResult<()> {
         self.write("ec2:AuthorizeSecurityGroupIngress", &t.account, |w| {
-            region_mut(w, t).groups.get_mut(group_id).map(|g| (g.ingress, g.egress) = (2, 2)).ok_or_else(|| missing(group_id, t))
+            region_mut(w, t)
+                .groups
+                .get_mut(group_id)
+                .map(|g| (g.ingress, g.egress) = (2, 2))
+                .ok_or_else(|| missing(group_id, t))
         })
         .await
     }
-    async fn set_interface_groups(&self, t: &Target, eni: &str, groups: &[String]) -> CloudResult<()> {
+    async fn set_interface_groups(
+        &self,
+        t: &Target,
+        eni: &str,
+        groups: &[String],
+    ) -> CloudResult<()> {
         self.write("ec2:ModifyNetworkInterfaceAttribute", &t.account, |w| {
             let r = region_mut(w, t);
             if let Some(bad) = groups.iter().find(|g| !r.groups.contains_key(*g)) {
                 return Err(missing(&format!("security group {bad}"), t));
             }
-            let slot = r.instances.values_mut().find_map(|i| i.interfaces.get_mut(eni)).ok_or_else(|| missing(eni, t))?;
+            let slot = r
+                .instances
+                .values_mut()
+                .find_map(|i| i.interfaces.get_mut(eni))
+                .ok_or_else(|| missing(eni, t))?;
             *slot = groups.to_vec();
             Ok(())
         })
@@ -365,38 +614,68 @@ impl Ec2 for SimCloud {
     }
     async fn set_termination_protection(&self, t: &Target, id: &str, on: bool) -> CloudResult<()> {
         self.write("ec2:ModifyInstanceAttribute", &t.account, |w| {
-            region_mut(w, t).instances.get_mut(id).map(|i| i.termination_protection = on).ok_or_else(|| missing(id, t))
+            region_mut(w, t)
+                .instances
+                .get_mut(id)
+                .map(|i| i.termination_protection = on)
+                .ok_or_else(|| missing(id, t))
         })
         .await
     }
-    async fn create_snapshot(&self, t: &Target, volume_id: &str, _d: &str, tags: &BTreeMap<String, String>) -> CloudResult<String> {
+    async fn create_snapshot(
+        &self,
+        t: &Target,
+        volume_id: &str,
+        _d: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> CloudResult<String> {
         self.write("ec2:CreateSnapshot", &t.account, |w| {
             let id = w.id("snap-");
             let r = region_mut(w, t);
-            if !r.instances.values().any(|i| i.volumes.iter().any(|v| v == volume_id)) {
+            if !r
+                .instances
+                .values()
+                .any(|i| i.volumes.iter().any(|v| v == volume_id))
+            {
                 return Err(missing(volume_id, t));
             }
-            r.snapshots.insert(id.clone(), (volume_id.into(), tags.clone()));
+            r.snapshots
+                .insert(id.clone(), (volume_id.into(), tags.clone()));
             Ok(id)
         })
         .await
     }
-    async fn find_snapshots(&self, t: &Target, volume_id: &str, tag: (&str, &str)) -> CloudResult<Vec<String>> {
+    async fn find_snapshots(
+        &self,
+        t: &Target,
+        volume_id: &str,
+        tag: (&str, &str),
+    ) -> CloudResult<Vec<String>> {
         self.read("ec2:DescribeSnapshots", |w| {
             Ok(region(w, t)
                 .map(|r| {
                     r.snapshots
                         .iter()
-                        .filter(|(_, (v, tags))| v == volume_id && tags.get(tag.0).map(String::as_str) == Some(tag.1))
+                        .filter(|(_, (v, tags))| {
+                            v == volume_id && tags.get(tag.0).map(String::as_str) == Some(tag.1)
+                        })
                         .map(|(id, _)| id.clone())
                         .collect()
                 })
                 .unwrap_or_default())
         })
     }
-    async fn create_tags(&self, t: &Target, resource: &str, tags: &BTreeMap<String, String>) -> CloudResult<()> {
+    async fn create_tags(
+        &self,
+        t: &Target,
+        resource: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> CloudResult<()> {
         self.write("ec2:CreateTags", &t.account, |w| {
-            let i = region_mut(w, t).instances.get_mut(resource).ok_or_else(|| missing(resource, t))?;
+            let i = region_mut(w, t)
+                .instances
+                .get_mut(resource)
+                .ok_or_else(|| missing(resource, t))?;
             i.tags.extend(tags.clone());
             Ok(())
         })
@@ -404,7 +683,10 @@ impl Ec2 for SimCloud {
     }
     async fn delete_tags(&self, t: &Target, resource: &str, keys: &[String]) -> CloudResult<()> {
         self.write("ec2:DeleteTags", &t.account, |w| {
-            let i = region_mut(w, t).instances.get_mut(resource).ok_or_else(|| missing(resource, t))?;
+            let i = region_mut(w, t)
+                .instances
+                .get_mut(resource)
+                .ok_or_else(|| missing(resource, t))?;
             keys.iter().for_each(|k| {
                 i.tags.remove(k);
             });
@@ -416,11 +698,19 @@ impl Ec2 for SimCloud {
 
 #[async_trait]
 impl Ssm for SimCloud {
-    async fn put_secure_parameter(&self, t: &Target, name: &str, value: &Secret, _d: &str) -> CloudResult<u64> {
+    async fn put_secure_parameter(
+        &self,
+        t: &Target,
+        name: &str,
+        value: &Secret,
+        _d: &str,
+    ) -> CloudResult<u64> {
         let empty = value.expose().is_empty();
         self.write("ssm:PutParameter", &t.account, |w| {
             if empty {
-                return Err(CloudError::fatal("ValidationException: empty parameter value"));
+                return Err(CloudError::fatal(
+                    "ValidationException: empty parameter value",
+                ));
             }
             let v = region_mut(w, t).parameters.entry(name.into()).or_insert(0);
             *v += 1;
@@ -429,26 +719,51 @@ impl Ssm for SimCloud {
         .await
     }
     async fn parameter_exists(&self, t: &Target, name: &str) -> CloudResult<bool> {
-        self.read("ssm:GetParameter", |w| Ok(region(w, t).is_some_and(|r| r.parameters.contains_key(name))))
+        self.read("ssm:GetParameter", |w| {
+            Ok(region(w, t).is_some_and(|r| r.parameters.contains_key(name)))
+        })
     }
-    async fn send_command(&self, t: &Target, document: &str, instance_ids: &[String], _p: &BTreeMap<String, Vec<String>>, _c: &str) -> CloudResult<String> {
+    async fn send_command(
+        &self,
+        t: &Target,
+        document: &str,
+        instance_ids: &[String],
+        _p: &BTreeMap<String, Vec<String>>,
+        _c: &str,
+    ) -> CloudResult<String> {
         self.write("ssm:SendCommand", &t.account, |w| {
             let id = w.id("cmd-");
-            region_mut(w, t).commands.insert(id.clone(), (document.into(), instance_ids.to_vec()));
+            region_mut(w, t)
+                .commands
+                .insert(id.clone(), (document.into(), instance_ids.to_vec()));
             Ok(id)
         })
         .await
     }
-    async fn command_status(&self, t: &Target, command_id: &str, _instance: &str) -> CloudResult<String> {
+    async fn command_status(
+        &self,
+        t: &Target,
+        command_id: &str,
+        _instance: &str,
+    ) -> CloudResult<String> {
         self.read("ssm:GetCommandInvocation", |w| {
-            region(w, t).and_then(|r| r.commands.get(command_id)).map(|_| "Success".to_string()).ok_or_else(|| missing(command_id, t))
+            region(w, t)
+                .and_then(|r| r.commands.get(command_id))
+                .map(|_| "Success".to_string())
+                .ok_or_else(|| missing(command_id, t))
         })
     }
 }
 
 #[async_trait]
 impl Events for SimCloud {
-    async fn put_event(&self, bus: &str, source: &str, detail_type: &str, detail: &Value) -> CloudResult<()> {
+    async fn put_event(
+        &self,
+        bus: &str,
+        source: &str,
+        detail_type: &str,
+        detail: &Value,
+    ) -> CloudResult<()> {
         self.write("events:PutEvents", bus, |w| {
             w.events.push(serde_json::json!({"bus": bus, "source": source, "detail-type": detail_type, "detail": detail}));
             Ok(())

@@ -46,7 +46,10 @@ impl Default for Org {
             management_account: "000000000001".into(),
             root_id: "r-sim0".into(),
             scp_enabled: false,
-            policies: BTreeMap::from([("p-FullAWSAccess".into(), ("FullAWSAccess".into(), "{}".into()))]),
+            policies: BTreeMap::from([(
+                "p-FullAWSAccess".into(),
+                ("FullAWSAccess".into(), "{}".into()),
+            )]),
             attachments: BTreeMap::new(),
         }
     }
@@ -143,23 +146,45 @@ impl World {
     /// with an active key and a console password, the role.
     pub fn seed(&mut self, f: &Finding) {
         if !self.org.attachments.contains_key(&f.account) {
-            self.org.attachments.insert(f.account.clone(), BTreeSet::from(["p-FullAWSAccess".to_string()]));
+            self.org.attachments.insert(
+                f.account.clone(),
+                BTreeSet::from(["p-FullAWSAccess".to_string()]),
+            );
         }
         for r in &f.resources {
             match r.kind.as_str() {
-                kind::INSTANCE => self.seed_instance(&f.account, &f.region, &r.id, r.attributes.get("vpc_id")),
+                kind::INSTANCE => {
+                    self.seed_instance(&f.account, &f.region, &r.id, r.attributes.get("vpc_id"))
+                }
                 kind::ACCESS_KEY | kind::IAM_USER => {
-                    let user = r.attributes.get("user_name").cloned().or_else(|| (r.kind == kind::IAM_USER).then(|| r.id.clone()));
+                    let user = r
+                        .attributes
+                        .get("user_name")
+                        .cloned()
+                        .or_else(|| (r.kind == kind::IAM_USER).then(|| r.id.clone()));
                     let is_user = r.attributes.get("user_type").is_none_or(|t| t == "IAMUser");
                     if let (Some(user), true) = (user, is_user) {
-                        let u = self.account(&f.account).users.entry(user).or_insert_with(|| User { login_profile: true, ..User::default() });
+                        let u = self
+                            .account(&f.account)
+                            .users
+                            .entry(user)
+                            .or_insert_with(|| User {
+                                login_profile: true,
+                                ..User::default()
+                            });
                         if r.kind == kind::ACCESS_KEY && !u.keys.iter().any(|(k, _)| k == &r.id) {
                             u.keys.push((r.id.clone(), KeyStatus::Active));
                         }
                     }
                 }
                 kind::IAM_ROLE => {
-                    self.account(&f.account).roles.entry(r.id.clone()).or_insert_with(|| Role { path: "/".into(), ..Role::default() });
+                    self.account(&f.account)
+                        .roles
+                        .entry(r.id.clone())
+                        .or_insert_with(|| Role {
+                            path: "/".into(),
+                            ..Role::default()
+                        });
                 }
                 _ => {}
             }
@@ -167,21 +192,39 @@ impl World {
     }
 
     fn seed_instance(&mut self, account: &str, region: &str, id: &str, vpc: Option<&String>) {
-        if self.account(account).regions.get(region).is_some_and(|r| r.instances.contains_key(id)) {
-            return;
-        }
-        let vpc = vpc.cloned().unwrap_or_else(|| format!("vpc-sim{}", &account[account.len().saturating_sub(4)..]));
-        let existing_default = self
+        if self
             .account(account)
             .regions
             .get(region)
-            .and_then(|r| r.groups.iter().find(|(_, g)| g.name == "default" && g.vpc_id == vpc).map(|(id, _)| id.clone()));
+            .is_some_and(|r| r.instances.contains_key(id))
+        {
+            return;
+        }
+        let vpc = vpc
+            .cloned()
+            .unwrap_or_else(|| format!("vpc-sim{}", &account[account.len().saturating_sub(4)..]));
+        let existing_default = self.account(account).regions.get(region).and_then(|r| {
+            r.groups
+                .iter()
+                .find(|(_, g)| g.name == "default" && g.vpc_id == vpc)
+                .map(|(id, _)| id.clone())
+        });
         let sg = match existing_default {
             Some(sg) => sg,
             None => {
                 let sg = self.id("sg-");
-                let group = Group { name: "default".into(), vpc_id: vpc.clone(), ingress: 1, egress: 1 };
-                self.account(account).regions.entry(region.into()).or_default().groups.insert(sg.clone(), group);
+                let group = Group {
+                    name: "default".into(),
+                    vpc_id: vpc.clone(),
+                    ingress: 1,
+                    egress: 1,
+                };
+                self.account(account)
+                    .regions
+                    .entry(region.into())
+                    .or_default()
+                    .groups
+                    .insert(sg.clone(), group);
                 sg
             }
         };
@@ -193,6 +236,11 @@ impl World {
             termination_protection: false,
             tags: BTreeMap::new(),
         };
-        self.account(account).regions.entry(region.into()).or_default().instances.insert(id.into(), instance);
+        self.account(account)
+            .regions
+            .entry(region.into())
+            .or_default()
+            .instances
+            .insert(id.into(), instance);
     }
 }

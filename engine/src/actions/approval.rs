@@ -31,7 +31,16 @@ impl Action for Approval {
         &META
     }
 
-    async fn execute(&self, _ctx: &Context<'_>, params: &Params, _prepared: &Value) -> Result<Outcome, ActionError> {
-        Ok(Outcome { output: json!({"message": params.get("message")}), undoable: false, proof: Value::Null })
+    async fn execute(
+        &self,
+        _ctx: &Context<'_>,
+        params: &Params,
+        _prepared: &Value,
+    ) -> Result<Outcome, ActionError> {
+        Ok(Outcome {
+            output: json!({"message": params.get("message")}),
+            undoable: false,
+            proof: Value::Null,
+        })
     }
 }

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params};
+use super::{
+    args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params,
+};
 
 /// The action.
 pub struct AttachDenyScp;
@@ -31,7 +33,8 @@ static META: ActionMeta = ActionMeta {
         "organizations:DetachPolicy",
         "organizations:ListPoliciesForTarget",
     ],
-    example: "- id: fence\n  action: org.attach_deny_scp\n  with:\n    account: ${finding.account}\n",
+    example:
+        "- id: fence\n  action: org.attach_deny_scp\n  with:\n    account: ${finding.account}\n",
     idempotent: true,
     undo: Some("detach the SCP (only if this run attached it)"),
 };
@@ -52,7 +55,8 @@ struct Before {
 
 /// The quarantine document: deny everything to everyone but the break-glass principals.
 pub(crate) fn deny_document(break_glass: &[String]) -> String {
-    let mut statement = json!({"Sid": "CordonQuarantine", "Effect": "Deny", "Action": "*", "Resource": "*"});
+    let mut statement =
+        json!({"Sid": "CordonQuarantine", "Effect": "Deny", "Action": "*", "Resource": "*"});
     if !break_glass.is_empty() {
         statement["Condition"] = json!({"ArnNotLike": {"aws:PrincipalARN": break_glass}});
     }
@@ -60,7 +64,10 @@ pub(crate) fn deny_document(break_glass: &[String]) -> String {
 }
 
 impl AttachDenyScp {
-    async fn refuse_management(&self, ctx: &Context<'_>) -> Result<crate::cloud::OrgInfo, ActionError> {
+    async fn refuse_management(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<crate::cloud::OrgInfo, ActionError> {
         let org = ctx.cloud.org.describe().await?;
         if org.management_account == ctx.target.account {
             return Err(ActionError::Refused(format!(
@@ -81,13 +88,30 @@ impl Action for AttachDenyScp {
     async fn prepare(&self, ctx: &Context<'_>, params: &Params) -> Result<Value, ActionError> {
         let a: Args = args(params)?;
         self.refuse_management(ctx).await?;
-        let policy_name = a.policy_name.unwrap_or_else(|| ctx.settings.deny_scp_name.clone());
+        let policy_name = a
+            .policy_name
+            .unwrap_or_else(|| ctx.settings.deny_scp_name.clone());
         let account = ctx.target.account.clone();
-        let attached = ctx.cloud.org.policies_for_account(&account).await?.iter().any(|p| p.name == policy_name);
-        Ok(to_value(&Before { account, policy_name, attached }))
+        let attached = ctx
+            .cloud
+            .org
+            .policies_for_account(&account)
+            .await?
+            .iter()
+            .any(|p| p.name == policy_name);
+        Ok(to_value(&Before {
+            account,
+            policy_name,
+            attached,
+        }))
     }
 
-    async fn execute(&self, ctx: &Context<'_>, _params: &Params, prepared: &Value) -> Result<Outcome, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &Context<'_>,
+        _params: &Params,
+        prepared: &Value,
+    ) -> Result<Outcome, ActionError> {
         let before: Before = record(prepared)?;
         let org = self.refuse_management(ctx).await?;
         let name = before.policy_name.clone();
@@ -98,15 +122,27 @@ impl Action for AttachDenyScp {
             Some(p) => p,
             None => {
                 let doc = deny_document(&ctx.settings.break_glass_roles);
-                ctx.cloud.org.create_policy(&name, "cordon quarantine: deny all but break-glass", &doc).await?
+                ctx.cloud
+                    .org
+                    .create_policy(&name, "cordon quarantine: deny all but break-glass", &doc)
+                    .await?
             }
         };
         let account = &before.account;
         ctx.cloud.org.attach_policy(&policy.id, account).await?;
-        let now: Vec<String> =
-            ctx.cloud.org.policies_for_account(account).await?.into_iter().map(|p| p.id).collect();
+        let now: Vec<String> = ctx
+            .cloud
+            .org
+            .policies_for_account(account)
+            .await?
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
         if !now.contains(&policy.id) {
-            return Err(ActionError::Verify(format!("{} is not attached to account {account}", policy.id)));
+            return Err(ActionError::Verify(format!(
+                "{} is not attached to account {account}",
+                policy.id
+            )));
         }
         // A quarantine that was already in place before this run is not ours to lift.
         let undoable = !before.attached;
@@ -120,7 +156,9 @@ impl Action for AttachDenyScp {
     async fn undo(&self, ctx: &Context<'_>, prepared: &Value) -> Result<Value, ActionError> {
         let b: Before = record(prepared)?;
         if b.attached {
-            return Ok(json!({"account": b.account, "note": "the SCP was attached before this run; left in place"}));
+            return Ok(
+                json!({"account": b.account, "note": "the SCP was attached before this run; left in place"}),
+            );
         }
         if let Some(policy) = ctx.cloud.org.find_policy(&b.policy_name).await? {
             match ctx.cloud.org.detach_policy(&policy.id, &b.account).await {
@@ -130,8 +168,13 @@ impl Action for AttachDenyScp {
         }
         let now = ctx.cloud.org.policies_for_account(&b.account).await?;
         if now.iter().any(|p| p.name == b.policy_name) {
-            return Err(ActionError::Verify(format!("{} is still attached to {}", b.policy_name, b.account)));
+            return Err(ActionError::Verify(format!(
+                "{} is still attached to {}",
+                b.policy_name, b.account
+            )));
         }
-        Ok(json!({"account": b.account, "attached_policies": now.into_iter().map(|p| p.id).collect::<Vec<_>>()}))
+        Ok(
+            json!({"account": b.account, "attached_policies": now.into_iter().map(|p| p.id).collect::<Vec<_>>()}),
+        )
     }
 }

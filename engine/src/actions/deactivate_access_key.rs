@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params};
+use super::{
+    args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params,
+};
 use crate::cloud::KeyStatus;
 
 /// The action.
@@ -44,7 +46,12 @@ async fn status(ctx: &Context<'_>, user: &str, key: &str) -> Result<KeyStatus, A
     keys.iter()
         .find(|k| k.id == key)
         .map(|k| k.status)
-        .ok_or_else(|| ActionError::Refused(format!("user {user} in {} has no access key {key}", ctx.target.account)))
+        .ok_or_else(|| {
+            ActionError::Refused(format!(
+                "user {user} in {} has no access key {key}",
+                ctx.target.account
+            ))
+        })
 }
 
 #[async_trait]
@@ -56,15 +63,30 @@ impl Action for DeactivateAccessKey {
     async fn prepare(&self, ctx: &Context<'_>, params: &Params) -> Result<Value, ActionError> {
         let a: Args = args(params)?;
         let was_active = status(ctx, &a.user, &a.key_id).await? == KeyStatus::Active;
-        Ok(to_value(&Before { user: a.user, key_id: a.key_id, was_active }))
+        Ok(to_value(&Before {
+            user: a.user,
+            key_id: a.key_id,
+            was_active,
+        }))
     }
 
-    async fn execute(&self, ctx: &Context<'_>, _params: &Params, prepared: &Value) -> Result<Outcome, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &Context<'_>,
+        _params: &Params,
+        prepared: &Value,
+    ) -> Result<Outcome, ActionError> {
         let b: Before = record(prepared)?;
-        ctx.cloud.iam.set_access_key_status(&ctx.target, &b.user, &b.key_id, KeyStatus::Inactive).await?;
+        ctx.cloud
+            .iam
+            .set_access_key_status(&ctx.target, &b.user, &b.key_id, KeyStatus::Inactive)
+            .await?;
         let now = status(ctx, &b.user, &b.key_id).await?;
         if now != KeyStatus::Inactive {
-            return Err(ActionError::Verify(format!("key {} of {} is {now:?} after deactivation", b.key_id, b.user)));
+            return Err(ActionError::Verify(format!(
+                "key {} of {} is {now:?} after deactivation",
+                b.key_id, b.user
+            )));
         }
         Ok(Outcome {
             output: json!({"user": b.user, "key_id": b.key_id, "was_active": b.was_active}),
@@ -76,11 +98,17 @@ impl Action for DeactivateAccessKey {
     async fn undo(&self, ctx: &Context<'_>, prepared: &Value) -> Result<Value, ActionError> {
         let b: Before = record(prepared)?;
         if b.was_active {
-            ctx.cloud.iam.set_access_key_status(&ctx.target, &b.user, &b.key_id, KeyStatus::Active).await?;
+            ctx.cloud
+                .iam
+                .set_access_key_status(&ctx.target, &b.user, &b.key_id, KeyStatus::Active)
+                .await?;
         }
         let now = status(ctx, &b.user, &b.key_id).await?;
         if (now == KeyStatus::Active) != b.was_active {
-            return Err(ActionError::Verify(format!("key {} of {} is {now:?}, expected it restored", b.key_id, b.user)));
+            return Err(ActionError::Verify(format!(
+                "key {} of {} is {now:?}, expected it restored",
+                b.key_id, b.user
+            )));
         }
         Ok(json!({"key_id": b.key_id, "status": now}))
     }

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params};
+use super::{
+    args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params,
+};
 use crate::cloud::{ErrorKind, KeyStatus};
 
 /// The action.
@@ -48,8 +50,7 @@ struct Before {
 }
 
 /// An inline policy that denies every action.
-pub(crate) const DENY_ALL: &str =
-    r#"{"Version":"2012-10-17","Statement":[{"Sid":"CordonDenyAll","Effect":"Deny","Action":"*","Resource":"*"}]}"#;
+pub(crate) const DENY_ALL: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"CordonDenyAll","Effect":"Deny","Action":"*","Resource":"*"}]}"#;
 
 #[async_trait]
 impl Action for DisableUser {
@@ -61,33 +62,66 @@ impl Action for DisableUser {
         let a: Args = args(params)?;
         let t = &ctx.target;
         if ctx.cloud.iam.get_user(t, &a.user).await?.is_none() {
-            return Err(crate::cloud::CloudError::not_found(format!("user {} not found in account {}", a.user, t.account)).into());
+            return Err(crate::cloud::CloudError::not_found(format!(
+                "user {} not found in account {}",
+                a.user, t.account
+            ))
+            .into());
         }
         let keys = ctx.cloud.iam.list_access_keys(t, &a.user).await?;
         Ok(to_value(&Before {
-            active_keys: keys.into_iter().filter(|k| k.status == KeyStatus::Active).map(|k| k.id).collect(),
+            active_keys: keys
+                .into_iter()
+                .filter(|k| k.status == KeyStatus::Active)
+                .map(|k| k.id)
+                .collect(),
             had_login_profile: ctx.cloud.iam.has_login_profile(t, &a.user).await?,
-            had_deny_policy: ctx.cloud.iam.get_user_policy(t, &a.user, &ctx.settings.user_deny_policy_name).await?.is_some(),
+            had_deny_policy: ctx
+                .cloud
+                .iam
+                .get_user_policy(t, &a.user, &ctx.settings.user_deny_policy_name)
+                .await?
+                .is_some(),
             user: a.user,
         }))
     }
 
-    async fn execute(&self, ctx: &Context<'_>, _params: &Params, prepared: &Value) -> Result<Outcome, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &Context<'_>,
+        _params: &Params,
+        prepared: &Value,
+    ) -> Result<Outcome, ActionError> {
         let b: Before = record(prepared)?;
         let t = &ctx.target;
         for key in &b.active_keys {
-            ctx.cloud.iam.set_access_key_status(t, &b.user, key, KeyStatus::Inactive).await?;
+            ctx.cloud
+                .iam
+                .set_access_key_status(t, &b.user, key, KeyStatus::Inactive)
+                .await?;
         }
         match ctx.cloud.iam.delete_login_profile(t, &b.user).await {
             Err(e) if e.kind != ErrorKind::NotFound => return Err(e.into()),
             _ => {}
         }
-        ctx.cloud.iam.put_user_policy(t, &b.user, &ctx.settings.user_deny_policy_name, DENY_ALL).await?;
+        ctx.cloud
+            .iam
+            .put_user_policy(t, &b.user, &ctx.settings.user_deny_policy_name, DENY_ALL)
+            .await?;
 
         let keys = ctx.cloud.iam.list_access_keys(t, &b.user).await?;
-        let still_active: Vec<&str> = keys.iter().filter(|k| k.status == KeyStatus::Active).map(|k| k.id.as_str()).collect();
+        let still_active: Vec<&str> = keys
+            .iter()
+            .filter(|k| k.status == KeyStatus::Active)
+            .map(|k| k.id.as_str())
+            .collect();
         let login = ctx.cloud.iam.has_login_profile(t, &b.user).await?;
-        let deny = ctx.cloud.iam.get_user_policy(t, &b.user, &ctx.settings.user_deny_policy_name).await?.is_some();
+        let deny = ctx
+            .cloud
+            .iam
+            .get_user_policy(t, &b.user, &ctx.settings.user_deny_policy_name)
+            .await?
+            .is_some();
         if !still_active.is_empty() || login || !deny {
             return Err(ActionError::Verify(format!(
                 "user {}: active keys {still_active:?}, login profile {login}, deny policy {deny}",
@@ -105,10 +139,18 @@ impl Action for DisableUser {
         let b: Before = record(prepared)?;
         let t = &ctx.target;
         for key in &b.active_keys {
-            ctx.cloud.iam.set_access_key_status(t, &b.user, key, KeyStatus::Active).await?;
+            ctx.cloud
+                .iam
+                .set_access_key_status(t, &b.user, key, KeyStatus::Active)
+                .await?;
         }
         if !b.had_deny_policy {
-            match ctx.cloud.iam.delete_user_policy(t, &b.user, &ctx.settings.user_deny_policy_name).await {
+            match ctx
+                .cloud
+                .iam
+                .delete_user_policy(t, &b.user, &ctx.settings.user_deny_policy_name)
+                .await
+            {
                 Err(e) if e.kind != ErrorKind::NotFound => return Err(e.into()),
                 _ => {}
             }
@@ -120,7 +162,10 @@ impl Action for DisableUser {
             .map(|k| k.id.as_str())
             .collect();
         if !inactive.is_empty() {
-            return Err(ActionError::Verify(format!("keys {inactive:?} of {} are still inactive", b.user)));
+            return Err(ActionError::Verify(format!(
+                "keys {inactive:?} of {} are still inactive",
+                b.user
+            )));
         }
         Ok(json!({
             "user": b.user,

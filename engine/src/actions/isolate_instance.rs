@@ -14,7 +14,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params};
+use super::{
+    args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params,
+};
 use crate::cloud::{CloudError, InterfaceInfo, SecurityGroupInfo, Target};
 
 /// The action.
@@ -64,34 +66,57 @@ struct Before {
 }
 
 fn wanted_tags(args: &Args, run_id: &str) -> BTreeMap<String, String> {
-    args.tags.clone().unwrap_or_else(|| BTreeMap::from([("cordon:isolated-by".to_string(), run_id.to_string())]))
+    args.tags
+        .clone()
+        .unwrap_or_else(|| BTreeMap::from([("cordon:isolated-by".to_string(), run_id.to_string())]))
 }
 
 /// Finds the named group in the VPC or creates it, shaped by `shape` when created.
-async fn ensure_group(ctx: &Context<'_>, vpc: &str, name: &str, allow_all: bool) -> Result<SecurityGroupInfo, ActionError> {
+async fn ensure_group(
+    ctx: &Context<'_>,
+    vpc: &str,
+    name: &str,
+    allow_all: bool,
+) -> Result<SecurityGroupInfo, ActionError> {
     let t = &ctx.target;
     let ec2 = &ctx.cloud.ec2;
     if let Some(g) = ec2.find_security_group(t, vpc, name).await? {
         return Ok(g);
     }
-    let what = if allow_all { "allow-all step before isolation" } else { "isolation: no rules" };
-    let id = ec2.create_security_group(t, vpc, name, &format!("cordon {what}")).await?;
+    let what = if allow_all {
+        "allow-all step before isolation"
+    } else {
+        "isolation: no rules"
+    };
+    let id = ec2
+        .create_security_group(t, vpc, name, &format!("cordon {what}"))
+        .await?;
     if allow_all {
         ec2.allow_all_traffic(t, &id).await?;
     } else {
         ec2.revoke_all_egress(t, &id).await?;
     }
-    ec2.describe_security_group(t, &id)
-        .await?
-        .ok_or_else(|| CloudError::not_found(format!("security group {id} vanished after creation")).into())
+    ec2.describe_security_group(t, &id).await?.ok_or_else(|| {
+        CloudError::not_found(format!("security group {id} vanished after creation")).into()
+    })
 }
 
-async fn describe(ctx: &Context<'_>, t: &Target, id: &str) -> Result<crate::cloud::InstanceInfo, ActionError> {
+async fn describe(
+    ctx: &Context<'_>,
+    t: &Target,
+    id: &str,
+) -> Result<crate::cloud::InstanceInfo, ActionError> {
     ctx.cloud
         .ec2
         .describe_instance(t, id)
         .await?
-        .ok_or_else(|| CloudError::not_found(format!("instance {id} not found in {} {}", t.account, t.region)).into())
+        .ok_or_else(|| {
+            CloudError::not_found(format!(
+                "instance {id} not found in {} {}",
+                t.account, t.region
+            ))
+            .into()
+        })
 }
 
 #[async_trait]
@@ -116,12 +141,24 @@ impl Action for IsolateInstance {
         }))
     }
 
-    async fn execute(&self, ctx: &Context<'_>, params: &Params, prepared: &Value) -> Result<Outcome, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &Context<'_>,
+        params: &Params,
+        prepared: &Value,
+    ) -> Result<Outcome, ActionError> {
         let a: Args = args(params)?;
         let before: Before = record(prepared)?;
         let (t, ec2) = (&ctx.target, &ctx.cloud.ec2);
-        let untrack = ensure_group(ctx, &before.vpc_id, &ctx.settings.untrack_group_name, true).await?;
-        let isolation = ensure_group(ctx, &before.vpc_id, &ctx.settings.isolation_group_name, false).await?;
+        let untrack =
+            ensure_group(ctx, &before.vpc_id, &ctx.settings.untrack_group_name, true).await?;
+        let isolation = ensure_group(
+            ctx,
+            &before.vpc_id,
+            &ctx.settings.isolation_group_name,
+            false,
+        )
+        .await?;
         if isolation.ingress_rules + isolation.egress_rules > 0 {
             return Err(ActionError::Verify(format!(
                 "isolation group {} has {} inbound and {} outbound rules; it must have none",
@@ -132,18 +169,27 @@ impl Action for IsolateInstance {
         // then the empty group, which drops them.
         for group in [&untrack.id, &isolation.id] {
             for eni in &before.interfaces {
-                ec2.set_interface_groups(t, &eni.id, std::slice::from_ref(group)).await?;
+                ec2.set_interface_groups(t, &eni.id, std::slice::from_ref(group))
+                    .await?;
             }
         }
         if a.termination_protection.unwrap_or(true) {
-            ec2.set_termination_protection(t, &before.instance, true).await?;
+            ec2.set_termination_protection(t, &before.instance, true)
+                .await?;
         }
-        ec2.create_tags(t, &before.instance, &wanted_tags(&a, &t.run_id)).await?;
+        ec2.create_tags(t, &before.instance, &wanted_tags(&a, &t.run_id))
+            .await?;
 
         let after = describe(ctx, t, &before.instance).await?;
-        let wrong: Vec<&InterfaceInfo> = after.interfaces.iter().filter(|e| e.groups != [isolation.id.clone()]).collect();
+        let wrong: Vec<&InterfaceInfo> = after
+            .interfaces
+            .iter()
+            .filter(|e| e.groups != [isolation.id.clone()])
+            .collect();
         if !wrong.is_empty() || after.interfaces.len() != before.interfaces.len() {
-            return Err(ActionError::Verify(format!("interfaces not isolated: {wrong:?}")));
+            return Err(ActionError::Verify(format!(
+                "interfaces not isolated: {wrong:?}"
+            )));
         }
         Ok(Outcome {
             output: json!({
@@ -163,9 +209,19 @@ impl Action for IsolateInstance {
         for eni in &b.interfaces {
             ec2.set_interface_groups(t, &eni.id, &eni.groups).await?;
         }
-        ec2.set_termination_protection(t, &b.instance, b.termination_protection).await?;
-        let restore: BTreeMap<String, String> = b.tags.iter().filter_map(|(k, v)| Some((k.clone(), v.clone()?))).collect();
-        let remove: Vec<String> = b.tags.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k.clone()).collect();
+        ec2.set_termination_protection(t, &b.instance, b.termination_protection)
+            .await?;
+        let restore: BTreeMap<String, String> = b
+            .tags
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+            .collect();
+        let remove: Vec<String> = b
+            .tags
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
         if !remove.is_empty() {
             ec2.delete_tags(t, &b.instance, &remove).await?;
         }
@@ -174,11 +230,20 @@ impl Action for IsolateInstance {
         }
         let after = describe(ctx, t, &b.instance).await?;
         for eni in &b.interfaces {
-            let now = after.interfaces.iter().find(|e| e.id == eni.id).map(|e| &e.groups);
+            let now = after
+                .interfaces
+                .iter()
+                .find(|e| e.id == eni.id)
+                .map(|e| &e.groups);
             if now != Some(&eni.groups) {
-                return Err(ActionError::Verify(format!("{} has groups {now:?}, expected {:?}", eni.id, eni.groups)));
+                return Err(ActionError::Verify(format!(
+                    "{} has groups {now:?}, expected {:?}",
+                    eni.id, eni.groups
+                )));
             }
         }
-        Ok(json!({"interfaces": after.interfaces, "termination_protection": after.termination_protection}))
+        Ok(
+            json!({"interfaces": after.interfaces, "termination_protection": after.termination_protection}),
+        )
     }
 }

@@ -187,7 +187,8 @@ pub const APPROVAL: &str = "approval";
 
 /// Decodes parameters into an action's typed arguments, with a message naming the parameter.
 pub(crate) fn args<T: DeserializeOwned>(params: &Params) -> Result<T, ActionError> {
-    serde_json::from_value(Value::Object(params.clone())).map_err(|e| ActionError::Params(e.to_string()))
+    serde_json::from_value(Value::Object(params.clone()))
+        .map_err(|e| ActionError::Params(e.to_string()))
 }
 
 /// Decodes a journaled pre-state written by the same action.
@@ -203,4 +204,3 @@ pub(crate) fn to_value<T: serde::Serialize>(v: &T) -> Value {
 
 /// Shared handle to the cloud, for the runner.
 pub type SharedCloud = Arc<Cloud>;
-

@@ -36,9 +36,18 @@ impl Action for NotifyChat {
         &META
     }
 
-    async fn execute(&self, ctx: &Context<'_>, params: &Params, _prepared: &Value) -> Result<Outcome, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &Context<'_>,
+        params: &Params,
+        _prepared: &Value,
+    ) -> Result<Outcome, ActionError> {
         let a: Args = args(params)?;
         ctx.cloud.chat.post(a.channel.as_deref(), &a.text).await?;
-        Ok(Outcome { output: json!({"posted": true}), undoable: false, proof: json!({"channel": a.channel}) })
+        Ok(Outcome {
+            output: json!({"posted": true}),
+            undoable: false,
+            proof: json!({"channel": a.channel}),
+        })
     }
 }

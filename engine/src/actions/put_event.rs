@@ -38,7 +38,12 @@ impl Action for PutEvent {
         &META
     }
 
-    async fn execute(&self, ctx: &Context<'_>, params: &Params, _prepared: &Value) -> Result<Outcome, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &Context<'_>,
+        params: &Params,
+        _prepared: &Value,
+    ) -> Result<Outcome, ActionError> {
         let a: Args = args(params)?;
         let detail = json!({
             "run_id": ctx.target.run_id,
@@ -47,7 +52,14 @@ impl Action for PutEvent {
             "detail": a.detail.unwrap_or(Value::Null),
         });
         let detail_type = a.detail_type.unwrap_or_else(|| "cordon step".into());
-        ctx.cloud.events.put_event(&a.bus, "cordon", &detail_type, &detail).await?;
-        Ok(Outcome { output: json!({"bus": a.bus}), undoable: false, proof: json!({"bus": a.bus, "detail_type": detail_type}) })
+        ctx.cloud
+            .events
+            .put_event(&a.bus, "cordon", &detail_type, &detail)
+            .await?;
+        Ok(Outcome {
+            output: json!({"bus": a.bus}),
+            undoable: false,
+            proof: json!({"bus": a.bus, "detail_type": detail_type}),
+        })
     }
 }

@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params};
+use super::{
+    args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params,
+};
 use crate::clock::rfc3339;
 use crate::cloud::{ErrorKind, Target};
 
@@ -77,7 +79,10 @@ pub(crate) fn revoke_document(now_ms: u64) -> String {
 }
 
 fn in_account(ctx: &Context<'_>, account: &str) -> Target {
-    Target { account: account.to_string(), ..ctx.target.clone() }
+    Target {
+        account: account.to_string(),
+        ..ctx.target.clone()
+    }
 }
 
 #[async_trait]
@@ -107,23 +112,47 @@ impl Action for RevokeRoleSessions {
                 }
             }
             let previous = match role {
-                Some(_) => ctx.cloud.iam.get_role_policy(&t, &a.role, &ctx.settings.revoke_policy_name).await?,
+                Some(_) => {
+                    ctx.cloud
+                        .iam
+                        .get_role_policy(&t, &a.role, &ctx.settings.revoke_policy_name)
+                        .await?
+                }
                 None => None,
             };
-            out.push(AccountBefore { account, exists: role.is_some(), previous });
+            out.push(AccountBefore {
+                account,
+                exists: role.is_some(),
+                previous,
+            });
         }
-        Ok(to_value(&Before { role: a.role, accounts: out }))
+        Ok(to_value(&Before {
+            role: a.role,
+            accounts: out,
+        }))
     }
 
-    async fn execute(&self, ctx: &Context<'_>, _params: &Params, prepared: &Value) -> Result<Outcome, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &Context<'_>,
+        _params: &Params,
+        prepared: &Value,
+    ) -> Result<Outcome, ActionError> {
         let before: Before = record(prepared)?;
         let name = &ctx.settings.revoke_policy_name;
         let doc = revoke_document(ctx.now_ms);
         let mut revoked = Vec::new();
         for acct in before.accounts.iter().filter(|a| a.exists) {
             let t = in_account(ctx, &acct.account);
-            ctx.cloud.iam.put_role_policy(&t, &before.role, name, &doc).await?;
-            let read = ctx.cloud.iam.get_role_policy(&t, &before.role, name).await?;
+            ctx.cloud
+                .iam
+                .put_role_policy(&t, &before.role, name, &doc)
+                .await?;
+            let read = ctx
+                .cloud
+                .iam
+                .get_role_policy(&t, &before.role, name)
+                .await?;
             if read.as_deref().map(same_json) != Some(same_json(&doc)) {
                 return Err(ActionError::Verify(format!(
                     "role {} in {} does not carry the revoke policy after PutRolePolicy",
@@ -135,7 +164,10 @@ impl Action for RevokeRoleSessions {
         if revoked.is_empty() {
             return Err(ActionError::Cloud(crate::cloud::CloudError::new(
                 ErrorKind::NotFound,
-                format!("role {} exists in none of the accounts asked for", before.role),
+                format!(
+                    "role {} exists in none of the accounts asked for",
+                    before.role
+                ),
             )));
         }
         Ok(Outcome {
@@ -152,15 +184,32 @@ impl Action for RevokeRoleSessions {
         for acct in before.accounts.iter().filter(|a| a.exists) {
             let t = in_account(ctx, &acct.account);
             match &acct.previous {
-                Some(doc) => ctx.cloud.iam.put_role_policy(&t, &before.role, name, doc).await?,
-                None => match ctx.cloud.iam.delete_role_policy(&t, &before.role, name).await {
+                Some(doc) => {
+                    ctx.cloud
+                        .iam
+                        .put_role_policy(&t, &before.role, name, doc)
+                        .await?
+                }
+                None => match ctx
+                    .cloud
+                    .iam
+                    .delete_role_policy(&t, &before.role, name)
+                    .await
+                {
                     Err(e) if e.kind != ErrorKind::NotFound => return Err(e.into()),
                     _ => {}
                 },
             }
-            let now = ctx.cloud.iam.get_role_policy(&t, &before.role, name).await?;
+            let now = ctx
+                .cloud
+                .iam
+                .get_role_policy(&t, &before.role, name)
+                .await?;
             if now.as_deref().map(same_json) != acct.previous.as_deref().map(same_json) {
-                return Err(ActionError::Verify(format!("role {} in {} was not restored", before.role, acct.account)));
+                return Err(ActionError::Verify(format!(
+                    "role {} in {} was not restored",
+                    before.role, acct.account
+                )));
             }
             restored.push(json!({"account": acct.account, "policy_present": now.is_some()}));
         }

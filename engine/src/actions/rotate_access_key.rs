@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params};
+use super::{
+    args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params,
+};
 use crate::cloud::KeyStatus;
 
 /// The action.
@@ -61,25 +63,53 @@ impl Action for RotateAccessKey {
                 keys.len()
             )));
         }
-        Ok(to_value(&Before { was_active: old.status == KeyStatus::Active, user: a.user, key_id: a.key_id }))
+        Ok(to_value(&Before {
+            was_active: old.status == KeyStatus::Active,
+            user: a.user,
+            key_id: a.key_id,
+        }))
     }
 
-    async fn execute(&self, ctx: &Context<'_>, _params: &Params, prepared: &Value) -> Result<Outcome, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &Context<'_>,
+        _params: &Params,
+        prepared: &Value,
+    ) -> Result<Outcome, ActionError> {
         let b: Before = record(prepared)?;
         let t = &ctx.target;
         let new = ctx.cloud.iam.create_access_key(t, &b.user).await?;
-        let parameter = format!("{}/{}/{}", ctx.settings.key_parameter_prefix.trim_end_matches('/'), b.user, new.id);
+        let parameter = format!(
+            "{}/{}/{}",
+            ctx.settings.key_parameter_prefix.trim_end_matches('/'),
+            b.user,
+            new.id
+        );
         ctx.cloud
             .ssm
-            .put_secure_parameter(t, &parameter, &new.secret, &format!("access key {} of {} (cordon run {})", new.id, b.user, t.run_id))
+            .put_secure_parameter(
+                t,
+                &parameter,
+                &new.secret,
+                &format!(
+                    "access key {} of {} (cordon run {})",
+                    new.id, b.user, t.run_id
+                ),
+            )
             .await?;
         drop(new.secret);
-        ctx.cloud.iam.set_access_key_status(t, &b.user, &b.key_id, KeyStatus::Inactive).await?;
+        ctx.cloud
+            .iam
+            .set_access_key_status(t, &b.user, &b.key_id, KeyStatus::Inactive)
+            .await?;
 
         let keys = ctx.cloud.iam.list_access_keys(t, &b.user).await?;
         let status = |id: &str| keys.iter().find(|k| k.id == id).map(|k| k.status);
         let stored = ctx.cloud.ssm.parameter_exists(t, &parameter).await?;
-        if status(&b.key_id) != Some(KeyStatus::Inactive) || status(&new.id) != Some(KeyStatus::Active) || !stored {
+        if status(&b.key_id) != Some(KeyStatus::Inactive)
+            || status(&new.id) != Some(KeyStatus::Active)
+            || !stored
+        {
             return Err(ActionError::Verify(format!(
                 "old key {:?}, new key {:?}, parameter stored {stored}",
                 status(&b.key_id),
@@ -96,12 +126,20 @@ impl Action for RotateAccessKey {
     async fn undo(&self, ctx: &Context<'_>, prepared: &Value) -> Result<Value, ActionError> {
         let b: Before = record(prepared)?;
         if b.was_active {
-            ctx.cloud.iam.set_access_key_status(&ctx.target, &b.user, &b.key_id, KeyStatus::Active).await?;
+            ctx.cloud
+                .iam
+                .set_access_key_status(&ctx.target, &b.user, &b.key_id, KeyStatus::Active)
+                .await?;
         }
         let keys = ctx.cloud.iam.list_access_keys(&ctx.target, &b.user).await?;
-        let ok = keys.iter().any(|k| k.id == b.key_id && (k.status == KeyStatus::Active) == b.was_active);
+        let ok = keys
+            .iter()
+            .any(|k| k.id == b.key_id && (k.status == KeyStatus::Active) == b.was_active);
         if !ok {
-            return Err(ActionError::Verify(format!("key {} of {} was not restored", b.key_id, b.user)));
+            return Err(ActionError::Verify(format!(
+                "key {} of {} was not restored",
+                b.key_id, b.user
+            )));
         }
         Ok(json!({"user": b.user, "keys": keys}))
     }

@@ -59,7 +59,9 @@ struct Args {
 /// SSM document names: letters, digits, `_ - .` and, for shared documents, an ARN.
 fn valid_document(name: &str) -> bool {
     (3..=256).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:/".contains(c))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.:/".contains(c))
 }
 
 #[async_trait]
@@ -68,22 +70,49 @@ impl Action for RunCommand {
         &META
     }
 
-    async fn execute(&self, ctx: &Context<'_>, params: &Params, _prepared: &Value) -> Result<Outcome, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &Context<'_>,
+        params: &Params,
+        _prepared: &Value,
+    ) -> Result<Outcome, ActionError> {
         let a: Args = args(params)?;
         if !valid_document(&a.document) {
-            return Err(ActionError::Params(format!("document: {:?} is not an SSM document name", a.document)));
+            return Err(ActionError::Params(format!(
+                "document: {:?} is not an SSM document name",
+                a.document
+            )));
         }
         let instances = a.instances.into_vec();
-        if instances.is_empty() || instances.iter().any(|i| !i.starts_with("i-") && !i.starts_with("mi-")) {
-            return Err(ActionError::Params(format!("instances: expected instance ids, got {instances:?}")));
+        if instances.is_empty()
+            || instances
+                .iter()
+                .any(|i| !i.starts_with("i-") && !i.starts_with("mi-"))
+        {
+            return Err(ActionError::Params(format!(
+                "instances: expected instance ids, got {instances:?}"
+            )));
         }
-        let parameters: BTreeMap<String, Vec<String>> = a.parameters.into_iter().map(|(k, v)| (k, v.into_vec())).collect();
-        let comment = a.comment.unwrap_or_else(|| format!("cordon {}", ctx.step_key));
+        let parameters: BTreeMap<String, Vec<String>> = a
+            .parameters
+            .into_iter()
+            .map(|(k, v)| (k, v.into_vec()))
+            .collect();
+        let comment = a
+            .comment
+            .unwrap_or_else(|| format!("cordon {}", ctx.step_key));
         let t = &ctx.target;
-        let command = ctx.cloud.ssm.send_command(t, &a.document, &instances, &parameters, &comment).await?;
+        let command = ctx
+            .cloud
+            .ssm
+            .send_command(t, &a.document, &instances, &parameters, &comment)
+            .await?;
         let mut status = BTreeMap::new();
         for i in &instances {
-            status.insert(i.clone(), ctx.cloud.ssm.command_status(t, &command, i).await?);
+            status.insert(
+                i.clone(),
+                ctx.cloud.ssm.command_status(t, &command, i).await?,
+            );
         }
         Ok(Outcome {
             output: json!({"command_id": command, "document": a.document, "instances": instances}),

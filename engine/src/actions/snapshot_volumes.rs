@@ -37,13 +37,23 @@ impl Action for SnapshotVolumes {
         &META
     }
 
-    async fn execute(&self, ctx: &Context<'_>, params: &Params, _prepared: &Value) -> Result<Outcome, ActionError> {
+    async fn execute(
+        &self,
+        ctx: &Context<'_>,
+        params: &Params,
+        _prepared: &Value,
+    ) -> Result<Outcome, ActionError> {
         let a: Args = args(params)?;
         let (t, ec2) = (&ctx.target, &ctx.cloud.ec2);
         let instance = ec2
             .describe_instance(t, &a.instance)
             .await?
-            .ok_or_else(|| CloudError::not_found(format!("instance {} not found in {} {}", a.instance, t.account, t.region)))?;
+            .ok_or_else(|| {
+                CloudError::not_found(format!(
+                    "instance {} not found in {} {}",
+                    a.instance, t.account, t.region
+                ))
+            })?;
         let tags = BTreeMap::from([
             ("cordon:run".to_string(), t.run_id.clone()),
             ("cordon:step".to_string(), ctx.step_key.clone()),
@@ -51,19 +61,32 @@ impl Action for SnapshotVolumes {
         ]);
         let mut snapshots = BTreeMap::new();
         for volume in &instance.volumes {
-            let earlier = ec2.find_snapshots(t, volume, ("cordon:step", &ctx.step_key)).await?;
+            let earlier = ec2
+                .find_snapshots(t, volume, ("cordon:step", &ctx.step_key))
+                .await?;
             let id = match earlier.into_iter().next() {
                 Some(id) => id,
                 None => {
-                    ec2.create_snapshot(t, volume, &format!("cordon forensic snapshot of {} ({})", instance.id, t.run_id), &tags)
-                        .await?
+                    ec2.create_snapshot(
+                        t,
+                        volume,
+                        &format!("cordon forensic snapshot of {} ({})", instance.id, t.run_id),
+                        &tags,
+                    )
+                    .await?
                 }
             };
             snapshots.insert(volume.clone(), id);
         }
         for volume in &instance.volumes {
-            if ec2.find_snapshots(t, volume, ("cordon:step", &ctx.step_key)).await?.is_empty() {
-                return Err(ActionError::Verify(format!("no snapshot of {volume} found after CreateSnapshot")));
+            if ec2
+                .find_snapshots(t, volume, ("cordon:step", &ctx.step_key))
+                .await?
+                .is_empty()
+            {
+                return Err(ActionError::Verify(format!(
+                    "no snapshot of {volume} found after CreateSnapshot"
+                )));
             }
         }
         Ok(Outcome {

@@ -65,11 +65,20 @@ pub trait Iam: Send + Sync {
     /// A role by name, if it exists.
     async fn get_role(&self, t: &Target, role: &str) -> CloudResult<Option<RoleInfo>>;
     /// Creates or replaces an inline role policy.
-    async fn put_role_policy(&self, t: &Target, role: &str, name: &str, doc: &str)
-        -> CloudResult<()>;
+    async fn put_role_policy(
+        &self,
+        t: &Target,
+        role: &str,
+        name: &str,
+        doc: &str,
+    ) -> CloudResult<()>;
     /// An inline role policy's document, if present.
-    async fn get_role_policy(&self, t: &Target, role: &str, name: &str)
-        -> CloudResult<Option<String>>;
+    async fn get_role_policy(
+        &self,
+        t: &Target,
+        role: &str,
+        name: &str,
+    ) -> CloudResult<Option<String>>;
     /// Deletes an inline role policy; `NotFound` if absent.
     async fn delete_role_policy(&self, t: &Target, role: &str, name: &str) -> CloudResult<()>;
     /// A user by name, if it exists.
@@ -91,11 +100,20 @@ pub trait Iam: Send + Sync {
     /// Deletes the console password; `NotFound` if there is none.
     async fn delete_login_profile(&self, t: &Target, user: &str) -> CloudResult<()>;
     /// Creates or replaces an inline user policy.
-    async fn put_user_policy(&self, t: &Target, user: &str, name: &str, doc: &str)
-        -> CloudResult<()>;
+    async fn put_user_policy(
+        &self,
+        t: &Target,
+        user: &str,
+        name: &str,
+        doc: &str,
+    ) -> CloudResult<()>;
     /// An inline user policy's document, if present.
-    async fn get_user_policy(&self, t: &Target, user: &str, name: &str)
-        -> CloudResult<Option<String>>;
+    async fn get_user_policy(
+        &self,
+        t: &Target,
+        user: &str,
+        name: &str,
+    ) -> CloudResult<Option<String>>;
     /// Deletes an inline user policy; `NotFound` if absent.
     async fn delete_user_policy(&self, t: &Target, user: &str, name: &str) -> CloudResult<()>;
 }
@@ -131,11 +149,14 @@ pub trait Ec2: Send + Sync {
     /// Allows all traffic in and out, IPv4 and IPv6 (the group that makes flows untracked).
     async fn allow_all_traffic(&self, t: &Target, group_id: &str) -> CloudResult<()>;
     /// Replaces the security groups of one network interface.
-    async fn set_interface_groups(&self, t: &Target, eni: &str, groups: &[String])
-        -> CloudResult<()>;
+    async fn set_interface_groups(
+        &self,
+        t: &Target,
+        eni: &str,
+        groups: &[String],
+    ) -> CloudResult<()>;
     /// Turns API termination protection on or off.
-    async fn set_termination_protection(&self, t: &Target, id: &str, on: bool)
-        -> CloudResult<()>;
+    async fn set_termination_protection(&self, t: &Target, id: &str, on: bool) -> CloudResult<()>;
     /// Snapshots a volume; returns the snapshot id.
     async fn create_snapshot(
         &self,
@@ -152,8 +173,12 @@ pub trait Ec2: Send + Sync {
         tag: (&str, &str),
     ) -> CloudResult<Vec<String>>;
     /// Adds or overwrites tags.
-    async fn create_tags(&self, t: &Target, resource: &str, tags: &BTreeMap<String, String>)
-        -> CloudResult<()>;
+    async fn create_tags(
+        &self,
+        t: &Target,
+        resource: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> CloudResult<()>;
     /// Removes tags by key.
     async fn delete_tags(&self, t: &Target, resource: &str, keys: &[String]) -> CloudResult<()>;
 }
@@ -181,8 +206,12 @@ pub trait Ssm: Send + Sync {
         comment: &str,
     ) -> CloudResult<String>;
     /// The status of a command on one instance.
-    async fn command_status(&self, t: &Target, command_id: &str, instance_id: &str)
-        -> CloudResult<String>;
+    async fn command_status(
+        &self,
+        t: &Target,
+        command_id: &str,
+        instance_id: &str,
+    ) -> CloudResult<String>;
 }
 
 /// EventBridge, for audit events (in cordon's own account).

@@ -122,9 +122,12 @@ pub(crate) fn normalize(
         })?;
     // Both routes of one GuardDuty finding must dedupe to one: the GuardDuty event's `id` is
     // the trailing ID of the ARN that Security Hub uses as `Id`.
-    let dedup_id = match guardduty_finding_arn(id) {
-        Some(arn) if guardduty => arn.finding_id,
-        _ => id,
+    // ASFF ids are unique per product only: scoping by ProductArn stops an imported finding
+    // from borrowing another product's id to suppress it.
+    let dedup_id = match (guardduty_finding_arn(id), str_of(f, "ProductArn")) {
+        (Some(arn), _) if guardduty => arn.finding_id.to_string(),
+        (_, Some(product)) => format!("{product}/{id}"),
+        _ => id.to_string(),
     };
     Ok(Finding {
         source: FindingSource::Securityhub,
@@ -142,7 +145,7 @@ pub(crate) fn normalize(
             .unwrap_or_default(),
         user_name: resources.user_name,
         user_type: resources.user_type,
-        dedup_id: dedup_id.to_string(),
+        dedup_id,
     })
 }
 
@@ -218,6 +221,13 @@ fn severity(f: &Obj, path: &str, guardduty: bool) -> Result<(f64, SeverityLabel)
             }),
         }
     };
+    // GuardDuty's own score and bands for GuardDuty findings, so that the GuardDuty event and its
+    // Security Hub copy get the same severity (AWS's sample has Product 2 but Normalized 40).
+    if guardduty {
+        if let Some(p) = ranged("Product", 10.0)? {
+            return Ok((p, SeverityLabel::from_score(p)));
+        }
+    }
     let score = match ranged("Normalized", 100.0)? {
         Some(n) => n / 10.0,
         None => match (

@@ -19,7 +19,9 @@ pub enum JournalError {
     #[error("journal storage: {0}")]
     Storage(String),
     /// Another process holds the journal.
-    #[error("journal {0} is in use by another cordon process (one process owns a journal at a time)")]
+    #[error(
+        "journal {0} is in use by another cordon process (one process owns a journal at a time)"
+    )]
     Locked(String),
     /// A record could not be decoded.
     #[error("journal record {key}: {message}")]

@@ -56,13 +56,20 @@ impl SledJournal {
             .cache_capacity(16 * 1024 * 1024)
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
                     JournalError::Locked(shown.clone())
                 }
                 other => JournalError::Storage(format!("{shown}: {other}")),
             })?;
         let tree = db.open_tree("cordon-v1").map_err(storage)?;
-        Ok(SledJournal { db, tree, path: shown })
+        Ok(SledJournal {
+            db,
+            tree,
+            path: shown,
+        })
     }
 
     /// Where the journal lives.
@@ -85,11 +92,18 @@ impl SledJournal {
 
 impl Journal for SledJournal {
     fn insert(&self, run: &Run, entry: &Entry) -> Result<Inserted> {
-        let (rk, dk, ok, tk) = (key(RUN, &run.id), key(DEDUP, &run.dedup_key), key(OPEN, &run.id), self.timeline_key(&run.id)?);
+        let (rk, dk, ok, tk) = (
+            key(RUN, &run.id),
+            key(DEDUP, &run.dedup_key),
+            key(OPEN, &run.id),
+            self.timeline_key(&run.id)?,
+        );
         let (rv, ev) = (encode(run)?, encode(entry)?);
         let outcome = (&self.tree,).transaction(|(t,)| {
             if let Some(existing) = t.get(&dk)? {
-                return Err(ConflictableTransactionError::Abort(String::from_utf8_lossy(&existing).into_owned()));
+                return Err(ConflictableTransactionError::Abort(
+                    String::from_utf8_lossy(&existing).into_owned(),
+                ));
             }
             t.insert(dk.as_slice(), run.id.as_bytes())?;
             t.insert(rk.as_slice(), rv.as_slice())?;
@@ -128,7 +142,10 @@ impl Journal for SledJournal {
         };
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| JournalError::Corrupt { key: format!("run {id}"), message: e.to_string() })
+            .map_err(|e| JournalError::Corrupt {
+                key: format!("run {id}"),
+                message: e.to_string(),
+            })
     }
 
     fn ids(&self) -> Result<Vec<String>> {
@@ -146,8 +163,10 @@ impl Journal for SledJournal {
             .scan_prefix(prefix)
             .map(|kv| {
                 let (_, v) = kv.map_err(storage)?;
-                serde_json::from_slice(&v)
-                    .map_err(|e| JournalError::Corrupt { key: format!("timeline of {id}"), message: e.to_string() })
+                serde_json::from_slice(&v).map_err(|e| JournalError::Corrupt {
+                    key: format!("timeline of {id}"),
+                    message: e.to_string(),
+                })
             })
             .collect()
     }
@@ -158,7 +177,10 @@ impl SledJournal {
         self.tree
             .scan_prefix([kind])
             .keys()
-            .map(|k| k.map(|k| String::from_utf8_lossy(&k[1..]).into_owned()).map_err(storage))
+            .map(|k| {
+                k.map(|k| String::from_utf8_lossy(&k[1..]).into_owned())
+                    .map_err(storage)
+            })
             .collect()
     }
 }
@@ -192,7 +214,12 @@ mod tests {
     }
 
     fn entry(what: &str) -> Entry {
-        Entry { at_ms: 1, state: "pending".into(), step: None, what: what.into() }
+        Entry {
+            at_ms: 1,
+            state: "pending".into(),
+            step: None,
+            what: what.into(),
+        }
     }
 
     #[test]
@@ -200,8 +227,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let j = SledJournal::open(dir.path()).unwrap();
-            assert_eq!(j.insert(&run("r1", "k"), &entry("created")).unwrap(), Inserted::Created);
-            assert_eq!(j.insert(&run("r2", "k"), &entry("created")).unwrap(), Inserted::Duplicate("r1".into()));
+            assert_eq!(
+                j.insert(&run("r1", "k"), &entry("created")).unwrap(),
+                Inserted::Created
+            );
+            assert_eq!(
+                j.insert(&run("r2", "k"), &entry("created")).unwrap(),
+                Inserted::Duplicate("r1".into())
+            );
             let mut r = j.get("r1").unwrap().unwrap();
             r.state = RunState::Succeeded;
             j.update(&r, &entry("done")).unwrap();
@@ -210,8 +243,16 @@ mod tests {
         assert_eq!(j.ids().unwrap(), vec!["r1".to_string()]);
         assert!(j.get("r2").unwrap().is_none());
         assert_eq!(j.get("r1").unwrap().unwrap().state, RunState::Succeeded);
-        assert!(j.open_ids().unwrap().is_empty(), "a finished run is not open");
-        let whats: Vec<String> = j.timeline("r1").unwrap().into_iter().map(|e| e.what).collect();
+        assert!(
+            j.open_ids().unwrap().is_empty(),
+            "a finished run is not open"
+        );
+        let whats: Vec<String> = j
+            .timeline("r1")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.what)
+            .collect();
         assert_eq!(whats, vec!["created", "done"]);
     }
 }

@@ -17,7 +17,10 @@ use crate::script::{Sandbox, ScriptError};
 /// Default per-attempt step timeout.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Default retry: three attempts, starting at one second.
-const DEFAULT_RETRY: Retry = Retry { attempts: 3, backoff: Duration::from_secs(1) };
+const DEFAULT_RETRY: Retry = Retry {
+    attempts: 3,
+    backoff: Duration::from_secs(1),
+};
 /// Parameters every action takes: they choose the target account and region.
 const TARGET_PARAMS: [&str; 2] = ["account", "region"];
 
@@ -32,7 +35,12 @@ impl Ctx<'_> {
     fn err(&mut self, field: impl Into<String>, message: impl Into<String>) {
         let field = field.into();
         let line = locate(self.text, &parse_path(&field));
-        self.errors.push(LoadError { file: self.file.to_string(), line, field, message: message.into() });
+        self.errors.push(LoadError {
+            file: self.file.to_string(),
+            line,
+            field,
+            message: message.into(),
+        });
     }
 
     /// A script error's line inside the playbook: the field's line plus the line within the
@@ -51,7 +59,13 @@ impl Ctx<'_> {
         }
     }
 
-    fn template(&mut self, field: &str, value: &Value, earlier: &[String], refs: &mut Vec<(String, String)>) -> ParamTemplate {
+    fn template(
+        &mut self,
+        field: &str,
+        value: &Value,
+        earlier: &[String],
+        refs: &mut Vec<(String, String)>,
+    ) -> ParamTemplate {
         match value {
             Value::String(s) if s.contains("${") => match self.sandbox.compile_template(s) {
                 Ok(t) => {
@@ -65,10 +79,21 @@ impl Ctx<'_> {
                 }
             },
             Value::Array(items) if contains_template(value) => ParamTemplate::List(
-                items.iter().enumerate().map(|(i, v)| self.template(&format!("{field}[{i}]"), v, earlier, refs)).collect(),
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| self.template(&format!("{field}[{i}]"), v, earlier, refs))
+                    .collect(),
             ),
             Value::Object(map) if contains_template(value) => ParamTemplate::Map(
-                map.iter().map(|(k, v)| (k.clone(), self.template(&format!("{field}.{k}"), v, earlier, refs))).collect(),
+                map.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            self.template(&format!("{field}.{k}"), v, earlier, refs),
+                        )
+                    })
+                    .collect(),
             ),
             other => ParamTemplate::Const(other.clone()),
         }
@@ -90,7 +115,12 @@ pub fn compile(file: &str, text: &str, sandbox: &Sandbox) -> Result<Playbook, Ve
         Ok(raw) => raw,
         Err(e) => return Err(vec![yaml_error(file, text, &e)]),
     };
-    let mut cx = Ctx { file, text, sandbox, errors: Vec::new() };
+    let mut cx = Ctx {
+        file,
+        text,
+        sandbox,
+        errors: Vec::new(),
+    };
     let playbook = build(&mut cx, raw, text);
     if cx.errors.is_empty() {
         Ok(playbook)
@@ -106,9 +136,25 @@ fn yaml_error(file: &str, text: &str, e: &serde_yaml::Error) -> LoadError {
         Some((path, rest)) if !path.contains(' ') => (path.to_string(), rest.to_string()),
         _ => (String::new(), msg.clone()),
     };
-    let line = e.location().map(|l| l.line()).or_else(|| locate(text, &parse_path(&field)));
-    let message = message.split(" at line ").next().unwrap_or(&message).to_string();
-    LoadError { file: file.to_string(), line, field: if field.is_empty() { "(document)".into() } else { field }, message }
+    let line = e
+        .location()
+        .map(|l| l.line())
+        .or_else(|| locate(text, &parse_path(&field)));
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_string();
+    LoadError {
+        file: file.to_string(),
+        line,
+        field: if field.is_empty() {
+            "(document)".into()
+        } else {
+            field
+        },
+        message,
+    }
 }
 
 fn build(cx: &mut Ctx<'_>, raw: RawPlaybook, text: &str) -> Playbook {
@@ -118,7 +164,13 @@ fn build(cx: &mut Ctx<'_>, raw: RawPlaybook, text: &str) -> Playbook {
         RawMode::Manual => Mode::Manual,
     };
     if !valid_id(&raw.id) {
-        cx.err("id", format!("{:?} is not a playbook id: use 1-64 of a-z, 0-9 and '-'", raw.id));
+        cx.err(
+            "id",
+            format!(
+                "{:?} is not a playbook id: use 1-64 of a-z, 0-9 and '-'",
+                raw.id
+            ),
+        );
     }
     let (mut pattern_json, mut pattern, mut when) = (None, None, None);
     match raw.trigger {
@@ -126,26 +178,39 @@ fn build(cx: &mut Ctx<'_>, raw: RawPlaybook, text: &str) -> Playbook {
             if let Some(p) = t.pattern {
                 match pattern::compile(&p) {
                     Ok(c) => pattern = Some(c),
-                    Err(e) => cx.err(format!("trigger.match.{}", e.path).trim_end_matches('.').to_string(), e.message.clone()),
+                    Err(e) => cx.err(
+                        format!("trigger.match.{}", e.path)
+                            .trim_end_matches('.')
+                            .to_string(),
+                        e.message.clone(),
+                    ),
                 }
                 pattern_json = Some(p);
             } else if mode != Mode::Manual {
-                cx.err("trigger.match", "an auto or approval playbook needs an EventBridge event pattern");
+                cx.err(
+                    "trigger.match",
+                    "an auto or approval playbook needs an EventBridge event pattern",
+                );
             }
             if let Some(src) = t.when {
                 when = cx.script("trigger.when", &src);
             }
         }
-        None if mode != Mode::Manual => cx.err("trigger", "an auto or approval playbook needs a trigger with `match`"),
+        None if mode != Mode::Manual => cx.err(
+            "trigger",
+            "an auto or approval playbook needs a trigger with `match`",
+        ),
         None => {}
     }
-    let dedup = raw.dedup.and_then(|d| match cx.sandbox.compile_template(&d) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            cx.script_err("dedup", &e);
-            None
-        }
-    });
+    let dedup = raw
+        .dedup
+        .and_then(|d| match cx.sandbox.compile_template(&d) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                cx.script_err("dedup", &e);
+                None
+            }
+        });
     if raw.steps.is_empty() {
         cx.err("steps", "a playbook needs at least one step");
     }
@@ -168,7 +233,10 @@ fn build(cx: &mut Ctx<'_>, raw: RawPlaybook, text: &str) -> Playbook {
 }
 
 fn valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 fn steps(cx: &mut Ctx<'_>, mode: Mode, raw: Vec<RawStep>) -> Vec<Step> {
@@ -179,54 +247,97 @@ fn steps(cx: &mut Ctx<'_>, mode: Mode, raw: Vec<RawStep>) -> Vec<Step> {
     for (i, s) in raw.into_iter().enumerate() {
         let at = format!("steps[{i}]");
         if !valid_id(&s.id) {
-            cx.err(format!("{at}.id"), format!("{:?} is not a step id: use 1-64 of a-z, 0-9, '-' and '_'", s.id));
+            cx.err(
+                format!("{at}.id"),
+                format!(
+                    "{:?} is not a step id: use 1-64 of a-z, 0-9, '-' and '_'",
+                    s.id
+                ),
+            );
         }
         if seen.contains(&s.id) {
-            cx.err(format!("{at}.id"), format!("step id {:?} is used twice", s.id));
+            cx.err(
+                format!("{at}.id"),
+                format!("step id {:?} is used twice", s.id),
+            );
         }
         let Some(action) = actions::find(&s.action) else {
-            cx.err(format!("{at}.action"), format!("unknown action {:?}; known: {}", s.action, actions::ids().join(", ")));
+            cx.err(
+                format!("{at}.action"),
+                format!(
+                    "unknown action {:?}; known: {}",
+                    s.action,
+                    actions::ids().join(", ")
+                ),
+            );
             seen.push(s.id);
             continue;
         };
         check_params(cx, &at, action, &s.with);
         let mut refs = Vec::new();
-        let with: Vec<(String, ParamTemplate)> =
-            s.with.iter().map(|(k, v)| (k.clone(), cx.template(&format!("{at}.with.{k}"), v, &seen, &mut refs))).collect();
-        let when = s.when.as_deref().and_then(|w| cx.script(&format!("{at}.when"), w));
+        let with: Vec<(String, ParamTemplate)> = s
+            .with
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    cx.template(&format!("{at}.with.{k}"), v, &seen, &mut refs),
+                )
+            })
+            .collect();
+        let when = s
+            .when
+            .as_deref()
+            .and_then(|w| cx.script(&format!("{at}.when"), w));
         if let Some(w) = &when {
             refs.extend(w.step_refs().into_iter().map(|r| (format!("{at}.when"), r)));
         }
         for (field, r) in refs {
             if !seen.contains(&r) {
-                let why = if all_ids.contains(&r) { "runs later, so its output does not exist yet" } else { "is not a step of this playbook" };
+                let why = if all_ids.contains(&r) {
+                    "runs later, so its output does not exist yet"
+                } else {
+                    "is not a step of this playbook"
+                };
                 cx.err(field, format!("refers to step {r:?}, which {why}"));
             }
         }
         let approve = s.approve || action.meta().id == actions::APPROVAL;
         waits |= approve;
         if s.approve && mode == Mode::Auto {
-            cx.err(format!("{at}.approve"), "mode auto never waits for a human; use `mode: approval`");
+            cx.err(
+                format!("{at}.approve"),
+                "mode auto never waits for a human; use `mode: approval`",
+            );
         }
         let timeout = match s.timeout.as_deref().map(|t| (t, parse_duration(t))) {
             None => DEFAULT_TIMEOUT,
             Some((_, Some(d))) if !d.is_zero() => d,
             Some((t, _)) => {
-                cx.err(format!("{at}.timeout"), format!("{t:?} is not a duration: write e.g. 30s, 5m, 1h"));
+                cx.err(
+                    format!("{at}.timeout"),
+                    format!("{t:?} is not a duration: write e.g. 30s, 5m, 1h"),
+                );
                 DEFAULT_TIMEOUT
             }
         };
         let retry = match s.retry {
             None => DEFAULT_RETRY,
             Some(r) => {
-                let backoff = r.backoff.as_deref().map_or(Some(DEFAULT_RETRY.backoff), parse_duration);
+                let backoff = r
+                    .backoff
+                    .as_deref()
+                    .map_or(Some(DEFAULT_RETRY.backoff), parse_duration);
                 if r.attempts == 0 || r.attempts > 10 {
                     cx.err(format!("{at}.retry.attempts"), "attempts must be 1 to 10");
                 }
                 Retry {
                     attempts: r.attempts.clamp(1, 10),
                     backoff: backoff.unwrap_or_else(|| {
-                        cx.err(format!("{at}.retry.backoff"), "not a duration: write e.g. 500ms, 2s");
+                        cx.err(
+                            format!("{at}.retry.backoff"),
+                            "not a duration: write e.g. 500ms, 2s",
+                        );
                         DEFAULT_RETRY.backoff
                     }),
                 }
@@ -237,25 +348,60 @@ fn steps(cx: &mut Ctx<'_>, mode: Mode, raw: Vec<RawStep>) -> Vec<Step> {
             _ => OnError::Fail,
         };
         seen.push(s.id.clone());
-        out.push(Step { id: s.id, action, with, when, approve, timeout, retry, on_error });
+        out.push(Step {
+            id: s.id,
+            action,
+            with,
+            when,
+            approve,
+            timeout,
+            retry,
+            on_error,
+        });
     }
     if mode == Mode::Approval && !waits {
-        cx.err("mode", "mode approval needs a step with `approve: true` or an `approval` step");
+        cx.err(
+            "mode",
+            "mode approval needs a step with `approve: true` or an `approval` step",
+        );
     }
     out
 }
 
-fn check_params(cx: &mut Ctx<'_>, at: &str, action: &dyn Action, with: &serde_json::Map<String, Value>) {
+fn check_params(
+    cx: &mut Ctx<'_>,
+    at: &str,
+    action: &dyn Action,
+    with: &serde_json::Map<String, Value>,
+) {
     let meta = action.meta();
     for p in meta.params.iter().filter(|p| p.required) {
         if !with.contains_key(p.name) {
-            cx.err(format!("{at}.with"), format!("action {} needs parameter `{}` ({})", meta.id, p.name, p.description));
+            cx.err(
+                format!("{at}.with"),
+                format!(
+                    "action {} needs parameter `{}` ({})",
+                    meta.id, p.name, p.description
+                ),
+            );
         }
     }
     for k in with.keys() {
         if !TARGET_PARAMS.contains(&k.as_str()) && !meta.params.iter().any(|p| p.name == k) {
-            let accepted: Vec<&str> = meta.params.iter().map(|p| p.name).chain(TARGET_PARAMS).collect();
-            cx.err(format!("{at}.with.{k}"), format!("action {} has no parameter `{k}`; accepted: {}", meta.id, accepted.join(", ")));
+            let accepted: Vec<&str> = meta
+                .params
+                .iter()
+                .map(|p| p.name)
+                .chain(TARGET_PARAMS)
+                .collect();
+            cx.err(
+                format!("{at}.with.{k}"),
+                format!(
+                    "action {} has no parameter `{k}`; accepted: {}",
+                    meta.id,
+                    accepted.join(", ")
+                ),
+            );
         }
     }
 }

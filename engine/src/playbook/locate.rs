@@ -22,7 +22,10 @@ fn content(line: &str) -> Option<(usize, bool, &str)> {
         return None;
     }
     let col = line.len() - trimmed.len();
-    match trimmed.strip_prefix("- ").or_else(|| (trimmed == "-").then_some("")) {
+    match trimmed
+        .strip_prefix("- ")
+        .or_else(|| (trimmed == "-").then_some(""))
+    {
         Some(rest) => Some((col, true, rest)),
         None => Some((col, false, trimmed)),
     }
@@ -33,7 +36,11 @@ fn is_key(text: &str, key: &str) -> bool {
         .strip_prefix('"')
         .and_then(|t| t.strip_prefix(key))
         .and_then(|t| t.strip_prefix('"'))
-        .or_else(|| text.strip_prefix('\'').and_then(|t| t.strip_prefix(key)).and_then(|t| t.strip_prefix('\'')))
+        .or_else(|| {
+            text.strip_prefix('\'')
+                .and_then(|t| t.strip_prefix(key))
+                .and_then(|t| t.strip_prefix('\''))
+        })
         .or_else(|| text.strip_prefix(key));
     unquoted.is_some_and(|rest| rest.starts_with(':'))
 }
@@ -50,18 +57,27 @@ pub fn locate(text: &str, path: &[Seg]) -> Option<usize> {
             Seg::Key(k) => (start..end).find_map(|i| {
                 let (col, dash, text) = content(lines[i])?;
                 let key_col = if dash { col + 2 } else { col };
-                let direct = key_col == child_col || (dash && col == child_col) || (i == start && key_col > child_col);
+                let direct = key_col == child_col
+                    || (dash && col == child_col)
+                    || (i == start && key_col > child_col);
                 (direct && is_key(text, k)).then_some((i, key_col))
             }),
             Seg::Index(n) => (start..end)
-                .filter_map(|i| content(lines[i]).and_then(|(col, dash, _)| (dash && col == child_col).then_some((i, col))))
+                .filter_map(|i| {
+                    content(lines[i])
+                        .and_then(|(col, dash, _)| (dash && col == child_col).then_some((i, col)))
+                })
                 .nth(*n),
         };
         let Some((line, col)) = hit else { break };
         found = Some(line + 1);
         // The value's block: following lines indented deeper than the key, and for a list item,
         // the item's own line (its first key sits on the dash line).
-        start = if matches!(seg, Seg::Index(_)) { line } else { line + 1 };
+        start = if matches!(seg, Seg::Index(_)) {
+            line
+        } else {
+            line + 1
+        };
         end = (line + 1..end)
             .find(|&i| content(lines[i]).is_some_and(|(c, _, _)| c <= col))
             .unwrap_or(end);

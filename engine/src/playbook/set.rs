@@ -79,13 +79,20 @@ pub struct ExplainedCondition {
 
 impl From<Condition> for ExplainedCondition {
     fn from(c: Condition) -> Self {
-        ExplainedCondition { path: c.path, expected: c.expected, matched: c.matched }
+        ExplainedCondition {
+            path: c.path,
+            expected: c.expected,
+            matched: c.matched,
+        }
     }
 }
 
 impl PlaybookSet {
     /// Compiles playbooks from `(file name, text)` pairs; every error of every file is returned.
-    pub fn from_sources<S: AsRef<str>>(sources: &[(S, S)], sandbox: &Sandbox) -> Result<PlaybookSet, Vec<LoadError>> {
+    pub fn from_sources<S: AsRef<str>>(
+        sources: &[(S, S)],
+        sandbox: &Sandbox,
+    ) -> Result<PlaybookSet, Vec<LoadError>> {
         let mut set = PlaybookSet::default();
         let mut errors = Vec::new();
         for (file, text) in sources {
@@ -96,13 +103,21 @@ impl PlaybookSet {
                             file: p.file.clone(),
                             line: Some(1),
                             field: "id".into(),
-                            message: format!("playbook id {:?} is already used by {}", p.id, other.file),
+                            message: format!(
+                                "playbook id {:?} is already used by {}",
+                                p.id, other.file
+                            ),
                         });
                         continue;
                     }
                     if let Some(pattern) = &p.pattern_json {
                         if let Err(e) = set.patterns.add(set.playbooks.len(), pattern) {
-                            errors.push(LoadError { file: p.file.clone(), line: None, field: format!("trigger.match.{}", e.path), message: e.message });
+                            errors.push(LoadError {
+                                file: p.file.clone(),
+                                line: None,
+                                field: format!("trigger.match.{}", e.path),
+                                message: e.message,
+                            });
                             continue;
                         }
                     }
@@ -122,11 +137,21 @@ impl PlaybookSet {
     /// deployment templates, not playbooks).
     pub fn load_dir(dir: &Path, sandbox: &Sandbox) -> Result<PlaybookSet, Vec<LoadError>> {
         let shown = dir.display().to_string();
-        let io_err = |e: std::io::Error| vec![LoadError { file: shown.clone(), line: None, field: String::new(), message: e.to_string() }];
+        let io_err = |e: std::io::Error| {
+            vec![LoadError {
+                file: shown.clone(),
+                line: None,
+                field: String::new(),
+                message: e.to_string(),
+            }]
+        };
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .map_err(io_err)?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .filter(|p| {
+                p.is_file()
+                    && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+            })
             .collect();
         files.sort();
         let mut sources = Vec::with_capacity(files.len());
@@ -162,20 +187,26 @@ impl PlaybookSet {
     fn named_by(&self, fe: &FindingEvent) -> Option<&PlaybookRef> {
         let action = fe.custom_action.as_ref()?;
         let arn_id = action.arn.as_deref().and_then(|a| a.rsplit('/').next());
-        self.playbooks
-            .iter()
-            .find(|p| p.id.eq_ignore_ascii_case(action.name.trim()) || arn_id.is_some_and(|a| p.id.eq_ignore_ascii_case(a)))
+        self.playbooks.iter().find(|p| {
+            p.id.eq_ignore_ascii_case(action.name.trim())
+                || arn_id.is_some_and(|a| p.id.eq_ignore_ascii_case(a))
+        })
     }
 
     /// Every playbook whose trigger matched the finding, with what follows for each.
     pub fn evaluate(&self, fe: &FindingEvent, sandbox: &Sandbox) -> Vec<Match> {
         let mut out: Vec<Match> = Vec::new();
         if let Some(p) = self.named_by(fe) {
-            out.push(Match { playbook: p.clone(), outcome: MatchOutcome::CustomAction });
+            out.push(Match {
+                playbook: p.clone(),
+                outcome: MatchOutcome::CustomAction,
+            });
         }
         let ctx = trigger_context(fe);
         for idx in self.patterns.matches(&fe.event) {
-            let Some(p) = self.playbooks.get(idx) else { continue };
+            let Some(p) = self.playbooks.get(idx) else {
+                continue;
+            };
             if out.iter().any(|m| Arc::ptr_eq(&m.playbook, p)) {
                 continue;
             }
@@ -188,7 +219,10 @@ impl PlaybookSet {
                     Err(e) => MatchOutcome::WhenError(e.to_string()),
                 },
             };
-            out.push(Match { playbook: p.clone(), outcome });
+            out.push(Match {
+                playbook: p.clone(),
+                outcome,
+            });
         }
         out
     }
@@ -201,8 +235,12 @@ impl PlaybookSet {
             .enumerate()
             .map(|(idx, p)| {
                 let m = matched.iter().find(|m| Arc::ptr_eq(&m.playbook, p));
-                let conditions: Vec<ExplainedCondition> =
-                    self.patterns.explain(idx, &fe.event).into_iter().map(Into::into).collect();
+                let conditions: Vec<ExplainedCondition> = self
+                    .patterns
+                    .explain(idx, &fe.event)
+                    .into_iter()
+                    .map(Into::into)
+                    .collect();
                 Explanation {
                     playbook: p.id.clone(),
                     mode: p.mode,

@@ -13,16 +13,25 @@ impl Runner {
         let mut run = self.load(id)?;
         let Some(i) = run.steps.iter().position(|s| s.id == step) else {
             let ids: Vec<&str> = run.steps.iter().map(|s| s.id.as_str()).collect();
-            return Err(RunnerError::State(format!("run {id} has no step {step:?}; its steps: {}", ids.join(", "))));
+            return Err(RunnerError::State(format!(
+                "run {id} has no step {step:?}; its steps: {}",
+                ids.join(", ")
+            )));
         };
-        if run.state != RunState::WaitingApproval || run.steps[i].state != StepState::WaitingApproval {
+        if run.state != RunState::WaitingApproval
+            || run.steps[i].state != StepState::WaitingApproval
+        {
             return Err(RunnerError::State(format!(
                 "step {step} of run {id} is not waiting for approval (run {}, step {:?})",
                 run.state.as_str(),
                 run.steps[i].state
             )));
         }
-        let decision = Decision { approved, by: by.to_string(), at_ms: self.clock.now_ms() };
+        let decision = Decision {
+            approved,
+            by: by.to_string(),
+            at_ms: self.clock.now_ms(),
+        };
         run.steps[i].decision = Some(decision);
         tracing::info!(step, approved, by, "Decision recorded");
         if approved {
@@ -33,7 +42,11 @@ impl Runner {
         } else {
             run.steps[i].state = StepState::Denied;
             run.steps[i].finished_ms = Some(self.clock.now_ms());
-            self.finish(&mut run, RunState::Denied, Some(format!("step {step} denied by {by}")))
+            self.finish(
+                &mut run,
+                RunState::Denied,
+                Some(format!("step {step} denied by {by}")),
+            )
         }
     }
 
@@ -42,13 +55,22 @@ impl Runner {
         let now = self.clock.now_ms();
         let mut decided = Vec::new();
         for id in self.journal.open_ids()? {
-            let Some(run) = self.journal.get(&id)? else { continue };
+            let Some(run) = self.journal.get(&id)? else {
+                continue;
+            };
             if run.state != RunState::WaitingApproval {
                 continue;
             }
-            let due = run.steps.iter().find(|s| s.state == StepState::WaitingApproval && s.deadline_ms.is_some_and(|d| d <= now));
+            let due = run.steps.iter().find(|s| {
+                s.state == StepState::WaitingApproval && s.deadline_ms.is_some_and(|d| d <= now)
+            });
             if let Some(s) = due {
-                let approve = s.params.as_ref().and_then(|p| p.get("default")).and_then(Value::as_str) == Some("approve");
+                let approve = s
+                    .params
+                    .as_ref()
+                    .and_then(|p| p.get("default"))
+                    .and_then(Value::as_str)
+                    == Some("approve");
                 let step = s.id.clone();
                 self.decide(&id, &step, approve, "timeout").await?;
                 decided.push(id);

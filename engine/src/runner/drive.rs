@@ -126,15 +126,25 @@ impl Runner {
             rec.attempt += 1;
             rec.started_ms.get_or_insert(ctx.now_ms);
             let attempt = rec.attempt;
-            self.save(run, Some(&step.id), format!("started {} (attempt {attempt})", action.meta().id))?;
+            self.save(
+                run,
+                Some(&step.id),
+                format!("started {} (attempt {attempt})", action.meta().id),
+            )?;
 
             let result = match run.steps[i].prepared.clone() {
                 Some(p) => self.call(step, action.execute(&ctx, &params, &p)).await,
                 None => match self.call(step, action.prepare(&ctx, &params)).await {
+                    // Actions that change nothing reversible read no pre-state: no extra flush.
+                    Ok(Value::Null) => {
+                        self.call(step, action.execute(&ctx, &params, &Value::Null))
+                            .await
+                    }
                     Ok(prepared) => {
                         run.steps[i].prepared = Some(prepared.clone());
                         self.save(run, Some(&step.id), "pre-state recorded")?;
-                        self.call(step, action.execute(&ctx, &params, &prepared)).await
+                        self.call(step, action.execute(&ctx, &params, &prepared))
+                            .await
                     }
                     Err(e) => Err(e),
                 },
@@ -154,9 +164,10 @@ impl Runner {
                 }
                 // Only throttling is certain to have done nothing; other retryable errors are
                 // retried only when repeating the action is safe.
-                Err(e) if attempt < step.retry.attempts
-                    && (matches!(&e, ActionError::Cloud(c) if c.kind == ErrorKind::Throttled)
-                        || (idempotent && e.is_retryable())) =>
+                Err(e)
+                    if attempt < step.retry.attempts
+                        && (matches!(&e, ActionError::Cloud(c) if c.kind == ErrorKind::Throttled)
+                            || (idempotent && e.is_retryable())) =>
                 {
                     tracing::warn!(step = %step.id, attempt, error = %e, "Retryable failure");
                     run.steps[i].error = Some(e.to_string());
@@ -168,7 +179,11 @@ impl Runner {
     }
 
     /// Runs one action call under the step's time limit.
-    async fn call<T>(&self, step: &Step, fut: impl std::future::Future<Output = Result<T, ActionError>>) -> Result<T, ActionError> {
+    async fn call<T>(
+        &self,
+        step: &Step,
+        fut: impl std::future::Future<Output = Result<T, ActionError>>,
+    ) -> Result<T, ActionError> {
         match tokio::time::timeout(step.timeout, fut).await {
             Ok(r) => r,
             Err(_) => Err(ActionError::Cloud(CloudError::new(
@@ -179,7 +194,13 @@ impl Runner {
     }
 
     /// Records a failed step; returns the run's final state unless `on_error: continue`.
-    fn step_failed(&self, run: &mut Run, i: usize, step: &Step, msg: String) -> Result<Option<RunState>> {
+    fn step_failed(
+        &self,
+        run: &mut Run,
+        i: usize,
+        step: &Step,
+        msg: String,
+    ) -> Result<Option<RunState>> {
         tracing::warn!(step = %step.id, error = %msg, "Step failed");
         let rec = &mut run.steps[i];
         rec.state = StepState::Failed;
@@ -194,15 +215,28 @@ impl Runner {
     }
 
     /// Ends a run: remaining pending steps are skipped.
-    pub(super) fn finish(&self, run: &mut Run, state: RunState, error: Option<String>) -> Result<RunState> {
+    pub(super) fn finish(
+        &self,
+        run: &mut Run,
+        state: RunState,
+        error: Option<String>,
+    ) -> Result<RunState> {
         if state != RunState::NeedsAttention {
-            for s in run.steps.iter_mut().filter(|s| s.state == StepState::Pending) {
+            for s in run
+                .steps
+                .iter_mut()
+                .filter(|s| s.state == StepState::Pending)
+            {
                 s.state = StepState::Skipped;
             }
         }
         run.state = state;
         run.error = error.clone();
-        self.save(run, None, error.unwrap_or_else(|| format!("run {}", state.as_str())))?;
+        self.save(
+            run,
+            None,
+            error.unwrap_or_else(|| format!("run {}", state.as_str())),
+        )?;
         tracing::info!(state = state.as_str(), "Run finished");
         Ok(state)
     }
@@ -218,27 +252,50 @@ enum Begin {
 
 /// Renders a step's parameters. Finding values inserted here stay data: rendering evaluates
 /// only the playbook's own expressions.
-pub(super) fn render_params(sandbox: &crate::script::Sandbox, with: &[(String, ParamTemplate)], ctx: &Context) -> Result<Params, String> {
+pub(super) fn render_params(
+    sandbox: &crate::script::Sandbox,
+    with: &[(String, ParamTemplate)],
+    ctx: &Context,
+) -> Result<Params, String> {
     let mut out = Map::new();
     for (k, t) in with {
-        out.insert(k.clone(), render(sandbox, t, ctx).map_err(|e| format!("parameter `{k}`: {e}"))?);
+        out.insert(
+            k.clone(),
+            render(sandbox, t, ctx).map_err(|e| format!("parameter `{k}`: {e}"))?,
+        );
     }
     Ok(out)
 }
 
-fn render(sandbox: &crate::script::Sandbox, t: &ParamTemplate, ctx: &Context) -> Result<Value, ScriptError> {
+fn render(
+    sandbox: &crate::script::Sandbox,
+    t: &ParamTemplate,
+    ctx: &Context,
+) -> Result<Value, ScriptError> {
     Ok(match t {
         ParamTemplate::Const(v) => v.clone(),
         ParamTemplate::Text(t) => sandbox.render(t, ctx)?,
-        ParamTemplate::List(items) => Value::Array(items.iter().map(|i| render(sandbox, i, ctx)).collect::<Result<_, _>>()?),
-        ParamTemplate::Map(m) => Value::Object(m.iter().map(|(k, v)| Ok((k.clone(), render(sandbox, v, ctx)?))).collect::<Result<_, ScriptError>>()?),
+        ParamTemplate::List(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| render(sandbox, i, ctx))
+                .collect::<Result<_, _>>()?,
+        ),
+        ParamTemplate::Map(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| Ok((k.clone(), render(sandbox, v, ctx)?)))
+                .collect::<Result<_, ScriptError>>()?,
+        ),
     })
 }
 
 /// The step's target (its `account`/`region` parameters, else the run's) and the parameters
 /// the action itself takes.
 pub(super) fn split_target(run: &Run, params: Option<&Value>) -> (Target, Params) {
-    let mut params = params.and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut params = params
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     let mut take = |k: &str, default: &str| match params.remove(k) {
         Some(Value::String(s)) if !s.is_empty() => s,
         Some(Value::Number(n)) => n.to_string(),
@@ -246,7 +303,14 @@ pub(super) fn split_target(run: &Run, params: Option<&Value>) -> (Target, Params
     };
     let account = take("account", &run.account);
     let region = take("region", &run.region);
-    (Target { account, region, run_id: run.id.clone() }, params)
+    (
+        Target {
+            account,
+            region,
+            run_id: run.id.clone(),
+        },
+        params,
+    )
 }
 
 /// Exponential backoff with full jitter, from a random source that needs no extra crate.

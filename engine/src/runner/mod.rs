@@ -83,7 +83,14 @@ impl Runner {
         playbooks: Arc<PlaybookSet>,
         clock: Arc<dyn Clock>,
     ) -> Runner {
-        Runner { journal, cloud, settings, sandbox, playbooks, clock }
+        Runner {
+            journal,
+            cloud,
+            settings,
+            sandbox,
+            playbooks,
+            clock,
+        }
     }
 
     /// The journal.
@@ -104,14 +111,24 @@ impl Runner {
             let trigger = match &m.outcome {
                 MatchOutcome::Run => Trigger::Event,
                 MatchOutcome::CustomAction => Trigger::CustomAction {
-                    name: fe.custom_action.as_ref().map(|a| a.name.clone()).unwrap_or_default(),
+                    name: fe
+                        .custom_action
+                        .as_ref()
+                        .map(|a| a.name.clone())
+                        .unwrap_or_default(),
                 },
                 other => {
                     if let MatchOutcome::WhenError(e) = other {
                         tracing::warn!(playbook = %m.playbook.id, finding = %fe.finding.id, error = %e, "Trigger script failed; no run");
                     }
-                    let status = serde_json::to_value(other).ok().and_then(|v| v["outcome"].as_str().map(String::from));
-                    out.push(Submitted { playbook: m.playbook.id.clone(), run_id: None, status: status.unwrap_or_default() });
+                    let status = serde_json::to_value(other)
+                        .ok()
+                        .and_then(|v| v["outcome"].as_str().map(String::from));
+                    out.push(Submitted {
+                        playbook: m.playbook.id.clone(),
+                        run_id: None,
+                        status: status.unwrap_or_default(),
+                    });
                     continue;
                 }
             };
@@ -122,7 +139,12 @@ impl Runner {
 
     /// Journals a run of `playbook` for the finding (the CLI's `run --playbook` and chat use this
     /// directly), unless the dedup key already has one.
-    pub fn create_run(&self, playbook: &PlaybookRef, fe: &FindingEvent, trigger: Trigger) -> Result<Submitted> {
+    pub fn create_run(
+        &self,
+        playbook: &PlaybookRef,
+        fe: &FindingEvent,
+        trigger: Trigger,
+    ) -> Result<Submitted> {
         let finding = serde_json::to_value(&fe.finding).unwrap_or(Value::Null);
         let dedup = match &playbook.dedup {
             None => fe.finding.dedup_id.clone(),
@@ -156,12 +178,21 @@ impl Runner {
             vars: playbook.vars.clone(),
             account: fe.finding.account.clone(),
             region: fe.finding.region.clone(),
-            steps: playbook.steps.iter().map(|s| StepRecord::new(&s.id, s.action.meta().id)).collect(),
+            steps: playbook
+                .steps
+                .iter()
+                .map(|s| StepRecord::new(&s.id, s.action.meta().id))
+                .collect(),
             error: None,
             created_ms: now,
             updated_ms: now,
         };
-        let entry = Entry { at_ms: now, state: "pending".into(), step: None, what: format!("run created for finding {}", fe.finding.id) };
+        let entry = Entry {
+            at_ms: now,
+            state: "pending".into(),
+            step: None,
+            what: format!("run created for finding {}", fe.finding.id),
+        };
         let (run_id, status) = match self.journal.insert(&run, &entry)? {
             Inserted::Created => {
                 tracing::info!(run_id = %run.id, playbook = %playbook.id, finding = %fe.finding.id, "Run created");
@@ -169,7 +200,11 @@ impl Runner {
             }
             Inserted::Duplicate(existing) => (existing, "duplicate"),
         };
-        Ok(Submitted { playbook: playbook.id.clone(), run_id: Some(run_id), status: status.into() })
+        Ok(Submitted {
+            playbook: playbook.id.clone(),
+            run_id: Some(run_id),
+            status: status.into(),
+        })
     }
 
     /// Drives every run a restart must pick up (and applies approval timeouts that passed).
@@ -184,13 +219,20 @@ impl Runner {
     }
 
     fn load(&self, id: &str) -> Result<Run> {
-        self.journal.get(id)?.ok_or_else(|| RunnerError::NoRun(id.to_string()))
+        self.journal
+            .get(id)?
+            .ok_or_else(|| RunnerError::NoRun(id.to_string()))
     }
 
     /// Saves a transition (flushed) with a timeline line.
     fn save(&self, run: &mut Run, step: Option<&str>, what: impl Into<String>) -> Result<()> {
         run.updated_ms = self.clock.now_ms();
-        let entry = Entry { at_ms: run.updated_ms, state: run.state.as_str().into(), step: step.map(String::from), what: what.into() };
+        let entry = Entry {
+            at_ms: run.updated_ms,
+            state: run.state.as_str().into(),
+            step: step.map(String::from),
+            what: what.into(),
+        };
         self.journal.update(run, &entry)?;
         Ok(())
     }
@@ -207,7 +249,11 @@ impl Runner {
             .map(Arc::new)
             .map_err(|errors: Vec<LoadError>| RunnerError::Playbook {
                 run: run.id.clone(),
-                errors: errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                errors: errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
             })
     }
 
@@ -216,9 +262,20 @@ impl Runner {
         let steps: serde_json::Map<String, Value> = run
             .steps
             .iter()
-            .map(|s| (s.id.clone(), json!({"state": s.state, "output": s.output.clone().unwrap_or(Value::Null)})))
+            .map(|s| {
+                (
+                    s.id.clone(),
+                    json!({"state": s.state, "output": s.output.clone().unwrap_or(Value::Null)}),
+                )
+            })
             .collect();
         let meta = json!({"id": run.id, "playbook": run.playbook, "account": run.account, "region": run.region, "trigger": run.trigger});
-        Context::new(&run.event, &run.finding, &run.vars, &Value::Object(steps), &meta)
+        Context::new(
+            &run.event,
+            &run.finding,
+            &run.vars,
+            &Value::Object(steps),
+            &meta,
+        )
     }
 }

@@ -59,5 +59,11 @@ pub fn plan(sandbox: &Sandbox, playbook: &PlaybookRef, fe: &FindingEvent) -> Pla
             },
         })
         .collect();
-    Plan { playbook: playbook.id.clone(), mode: playbook.mode, account: fe.finding.account.clone(), region: fe.finding.region.clone(), steps }
+    Plan {
+        playbook: playbook.id.clone(),
+        mode: playbook.mode,
+        account: fe.finding.account.clone(),
+        region: fe.finding.region.clone(),
+        steps,
+    }
 }

@@ -27,7 +27,11 @@ impl Runner {
                 run.state.as_str()
             )));
         }
-        for s in run.steps.iter_mut().filter(|s| s.state == StepState::WaitingApproval) {
+        for s in run
+            .steps
+            .iter_mut()
+            .filter(|s| s.state == StepState::WaitingApproval)
+        {
             s.state = StepState::Skipped;
         }
         if run.state != RunState::Releasing {
@@ -37,20 +41,30 @@ impl Runner {
         let mut failed = 0;
         for i in (0..run.steps.len()).rev() {
             let rec = &run.steps[i];
-            let Some(action) = actions::find(&rec.action) else { continue };
+            let Some(action) = actions::find(&rec.action) else {
+                continue;
+            };
             let wanted = match rec.state {
                 StepState::Succeeded => rec.undoable,
-                StepState::Started | StepState::Failed => action.meta().undo.is_some() && rec.prepared.is_some(),
+                StepState::Started | StepState::Failed => {
+                    action.meta().undo.is_some() && rec.prepared.is_some()
+                }
                 _ => false,
             };
             if !wanted || rec.release == Some(ReleaseState::Done) {
                 continue;
             }
-            let Some(prepared) = rec.prepared.clone() else { continue };
+            let Some(prepared) = rec.prepared.clone() else {
+                continue;
+            };
             let (target, _) = split_target(&run, rec.params.as_ref());
             let step_id = rec.id.clone();
             run.steps[i].release = Some(ReleaseState::Started);
-            self.save(&mut run, Some(&step_id), format!("undoing {}", action.meta().id))?;
+            self.save(
+                &mut run,
+                Some(&step_id),
+                format!("undoing {}", action.meta().id),
+            )?;
 
             let ctx = ActionContext {
                 cloud: &self.cloud,
@@ -86,8 +100,13 @@ impl Runner {
             };
             self.save(&mut run, Some(&step_id), what)?;
         }
-        run.state = if failed == 0 { RunState::Released } else { RunState::ReleaseFailed };
-        run.error = (failed > 0).then(|| format!("{failed} undo(s) failed; run release again to retry them"));
+        run.state = if failed == 0 {
+            RunState::Released
+        } else {
+            RunState::ReleaseFailed
+        };
+        run.error = (failed > 0)
+            .then(|| format!("{failed} undo(s) failed; run release again to retry them"));
         let what = run.error.clone().unwrap_or_else(|| "released".into());
         self.save(&mut run, None, what)?;
         Ok(run.state)
@@ -96,6 +115,11 @@ impl Runner {
     /// Undo records of a run, for display: step id and pre-state.
     pub fn undo_records(&self, id: &str) -> Result<Vec<(String, Value)>> {
         let run = self.load(id)?;
-        Ok(run.steps.into_iter().filter(|s| s.undoable).filter_map(|s| Some((s.id, s.prepared?))).collect())
+        Ok(run
+            .steps
+            .into_iter()
+            .filter(|s| s.undoable)
+            .filter_map(|s| Some((s.id, s.prepared?)))
+            .collect())
     }
 }
