@@ -402,7 +402,11 @@ mod tests {
         assert_eq!(f.as_ref().map(|f| f.kind.as_str()), Some("acme-rule-7"));
         // No Region anywhere: the ProductArn's region.
         assert_eq!(f.as_ref().map(|f| f.region.as_str()), Some("eu-west-1"));
-        assert_eq!(f.as_ref().map(|f| f.dedup_id.as_str()), Some("finding-1"));
+        // ASFF ids are unique per product: the dedup id is scoped by ProductArn.
+        assert_eq!(
+            f.as_ref().map(|f| f.dedup_id.as_str()),
+            Some("arn:aws:securityhub:eu-west-1::product/acme/scanner/finding-1")
+        );
     }
 
     #[test]
@@ -469,9 +473,13 @@ mod tests {
         let mut f = base();
         f["Id"] = json!(gd_arn);
         f["Types"] = json!(["TTPs/Discovery/Recon:EC2-Portscan"]);
-        // An imported finding copying a GuardDuty ARN keeps its own Id as dedup id.
+        // An imported finding copying a GuardDuty ARN keeps its own product-scoped Id as dedup id.
         let forged = normalize(&obj(f.clone()), "", None).ok();
-        assert_eq!(forged.as_ref().map(|f| f.dedup_id.as_str()), Some(gd_arn));
+        let scoped = format!("arn:aws:securityhub:eu-west-1::product/acme/scanner/{gd_arn}");
+        assert_eq!(
+            forged.as_ref().map(|f| f.dedup_id.as_str()),
+            Some(scoped.as_str())
+        );
         assert_eq!(
             forged.as_ref().map(|f| f.kind.as_str()),
             Some("TTPs/Discovery/Recon:EC2-Portscan")

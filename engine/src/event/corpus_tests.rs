@@ -51,14 +51,14 @@ fn expectations() -> Vec<(&'static str, Expect)> {
             findings: vec![F { source: SH, kind: AFSBP, severity: 4.0, label: Medium,
                 account: "111111111111", region: "us-east-1",
                 resources: &[("IamUser", "test-admin2")], user: None,
-                dedup: "arn:aws:securityhub:us-east-1:111111111111:subscription/aws-foundational-security-best-practices/v/1.0.0/IAM.3/finding/882c084c-8772-446e-9c3b-e926c4a1a8ef" }],
+                dedup: "arn:aws:securityhub:us-east-1::product/aws/securityhub/arn:aws:securityhub:us-east-1:111111111111:subscription/aws-foundational-security-best-practices/v/1.0.0/IAM.3/finding/882c084c-8772-446e-9c3b-e926c4a1a8ef" }],
         }),
         ("asff-finding__SecurityHub-AFSBP-S3.8__1.json", Findings {
             envelope_account: "111111111111", synthetic: true, custom_action: None,
             findings: vec![F { source: SH, kind: AFSBP, severity: 7.0, label: High,
                 account: "111111111111", region: "us-east-1",
                 resources: &[("S3Bucket", "example")], user: None,
-                dedup: "arn:aws:securityhub:us-east-1:111111111111:subscription/aws-foundational-security-best-practices/v/1.0.0/S3.8/finding/e0182181-9218-420f-bef2-ed09ed230c59" }],
+                dedup: "arn:aws:securityhub:us-east-1::product/aws/securityhub/arn:aws:securityhub:us-east-1:111111111111:subscription/aws-foundational-security-best-practices/v/1.0.0/S3.8/finding/e0182181-9218-420f-bef2-ed09ed230c59" }],
         }),
         ("aws.guardduty__AWS-API-Call-via-CloudTrail_CreateSampleFindings__1.json", Ignored {
             source: "aws.guardduty", detail_type: "AWS API Call via CloudTrail",
@@ -94,14 +94,14 @@ fn expectations() -> Vec<(&'static str, Expect)> {
                 account: "111111111111", region: "eu-west-1",
                 resources: &[("AwsAutoScalingAutoScalingGroup", "arn:aws:autoscaling:eu-west-1:111111111111:autoScalingGroup:9ddd8926-a71c-490c-956d-5b1e9e3c76e3:autoScalingGroupName/arn:aws:iam::111111111111:role/testalbsh")],
                 user: None,
-                dedup: "arn:aws:securityhub:eu-west-1:111111111111:subscription/aws-foundational-security-best-practices/v/1.0.0/AutoScaling.1/finding/40708dcf-8c89-4389-ac0c-8a1c029b7c87" }],
+                dedup: "arn:aws:securityhub:eu-west-1::product/aws/securityhub/arn:aws:securityhub:eu-west-1:111111111111:subscription/aws-foundational-security-best-practices/v/1.0.0/AutoScaling.1/finding/40708dcf-8c89-4389-ac0c-8a1c029b7c87" }],
         }),
         ("aws.securityhub__SecurityHub-AFSBP-EC2.8_Imported__1.json", Findings {
             envelope_account: "123456789012", synthetic: false, custom_action: None,
             findings: vec![F { source: SH, kind: AFSBP, severity: 7.0, label: High,
                 account: "123456789012", region: "eu-west-1",
                 resources: &[("Instance", "i-0000000aaaaaaaaaa")], user: None,
-                dedup: "arn:aws:securityhub:eu-west-1:123456789012:subscription/aws-foundational-security-best-practices/v/1.0.0/EC2.8/finding/fba5a282-b865-41fe-bc9c-30357a1e87a7" }],
+                dedup: "arn:aws:securityhub:eu-west-1::product/aws/securityhub/arn:aws:securityhub:eu-west-1:123456789012:subscription/aws-foundational-security-best-practices/v/1.0.0/EC2.8/finding/fba5a282-b865-41fe-bc9c-30357a1e87a7" }],
         }),
         ("aws.securityhub__SecurityHub-AFSBP-IAM.6_CustomAction__1.json", Findings {
             envelope_account: "111111111111", synthetic: false,
@@ -110,12 +110,12 @@ fn expectations() -> Vec<(&'static str, Expect)> {
                 F { source: SH, kind: AFSBP, severity: 9.0, label: Critical,
                     account: "111111111111", region: "us-east-1",
                     resources: &[("AwsAccount", "111111111111")], user: None,
-                    dedup: "arn:aws:securityhub:us-east-1:111111111111:subscription/aws-foundational-security-best-practices/v/1.0.0/IAM.6/finding/9edca51b-6b6e-4307-a634-541603f62fa0" },
+                    dedup: "arn:aws:securityhub:us-east-1::product/aws/securityhub/arn:aws:securityhub:us-east-1:111111111111:subscription/aws-foundational-security-best-practices/v/1.0.0/IAM.6/finding/9edca51b-6b6e-4307-a634-541603f62fa0" },
                 F { source: SH, kind: AFSBP, severity: 4.0, label: Medium,
                     account: "111111111111", region: "us-east-1",
                     resources: &[("AwsRdsDbClusterSnapshot", "arn:aws:rds:us-east-1:111111111111:cluster-snapshot:miotest-us-east-1c-final-snapshot")],
                     user: None,
-                    dedup: "arn:aws:securityhub:us-east-1:111111111111:subscription/aws-foundational-security-best-practices/v/1.0.0/RDS.4/finding/0baff3be-7a31-4bf9-b7f5-a2f1ad431762" },
+                    dedup: "arn:aws:securityhub:us-east-1::product/aws/securityhub/arn:aws:securityhub:us-east-1:111111111111:subscription/aws-foundational-security-best-practices/v/1.0.0/RDS.4/finding/0baff3be-7a31-4bf9-b7f5-a2f1ad431762" },
             ],
         }),
         ("aws.securityhub__SecurityHub-CIS-1.2.0-1.3_Imported__1.json", Findings {
@@ -124,7 +124,7 @@ fn expectations() -> Vec<(&'static str, Expect)> {
                 kind: "Software and Configuration Checks/Industry and Regulatory Standards/CIS AWS Foundations Benchmark",
                 severity: 4.0, label: Medium, account: "111111111111", region: "us-east-1",
                 resources: &[("AwsAccount", "111111111111")], user: None,
-                dedup: "arn:aws:securityhub:us-east-1:111111111111:subscription/cis-aws-foundations-benchmark/v/1.2.0/1.3/finding/6e842abe-6cbf-4bc1-aa55-3b2ae63aabd6" }],
+                dedup: "arn:aws:securityhub:us-east-1::product/aws/securityhub/arn:aws:securityhub:us-east-1:111111111111:subscription/cis-aws-foundations-benchmark/v/1.2.0/1.3/finding/6e842abe-6cbf-4bc1-aa55-3b2ae63aabd6" }],
         }),
         ("guardduty-finding__AttackSequence_IAM_CompromisedCredentials__1.json", Findings {
             envelope_account: "123456789012", synthetic: true, custom_action: None,
@@ -167,8 +167,9 @@ fn expectations() -> Vec<(&'static str, Expect)> {
         ("constructed/aws.securityhub__GuardDuty-SSHBruteForce_Imported__constructed.json", Findings {
             envelope_account: "193043430472", synthetic: false, custom_action: None,
             findings: vec![F { source: SH, kind: "UnauthorizedAccess:EC2/SSHBruteForce",
-                // Normalized 40 wins over the GuardDuty Product score of 2 (see asff::severity).
-                severity: 4.0, label: Medium, account: "193043430472", region: "us-east-1",
+                // GuardDuty's own Product score (2, LOW) wins over Normalized 40, so this copy
+                // and the GuardDuty event agree (see asff::severity).
+                severity: 2.0, label: Low, account: "193043430472", region: "us-east-1",
                 resources: &[("Instance", "i-0c10c2c7863d1a356")], user: None,
                 dedup: "46ba0ac2845071e23ccdeb2ae03bfdea" }],
         }),

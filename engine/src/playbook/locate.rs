@@ -50,22 +50,24 @@ pub fn locate(text: &str, path: &[Seg]) -> Option<usize> {
     let lines: Vec<&str> = text.lines().collect();
     let (mut start, mut end, mut found) = (0usize, lines.len(), None);
     for seg in path {
-        // The column of this block's direct children: the first content line's.
-        let child = (start..end).find_map(|i| content(lines[i]).map(|(col, dash, _)| (col, dash)));
-        let Some((child_col, _)) = child else { break };
+        // The first content line sets the block's columns: its dash for list items, its key
+        // (after the dash, if any) for map keys.
+        let Some((first_col, first_dash, _)) = (start..end).find_map(|i| content(lines[i])) else {
+            break;
+        };
         let hit = match seg {
-            Seg::Key(k) => (start..end).find_map(|i| {
-                let (col, dash, text) = content(lines[i])?;
-                let key_col = if dash { col + 2 } else { col };
-                let direct = key_col == child_col
-                    || (dash && col == child_col)
-                    || (i == start && key_col > child_col);
-                (direct && is_key(text, k)).then_some((i, key_col))
-            }),
+            Seg::Key(k) => {
+                let child_col = if first_dash { first_col + 2 } else { first_col };
+                (start..end).find_map(|i| {
+                    let (col, dash, text) = content(lines[i])?;
+                    let key_col = if dash { col + 2 } else { col };
+                    (key_col == child_col && is_key(text, k)).then_some((i, key_col))
+                })
+            }
             Seg::Index(n) => (start..end)
                 .filter_map(|i| {
                     content(lines[i])
-                        .and_then(|(col, dash, _)| (dash && col == child_col).then_some((i, col)))
+                        .and_then(|(col, dash, _)| (dash && col == first_col).then_some((i, col)))
                 })
                 .nth(*n),
         };
