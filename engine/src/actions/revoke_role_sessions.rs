@@ -62,6 +62,9 @@ struct AccountBefore {
     account: String,
     exists: bool,
     previous: Option<String>,
+    /// Why the account could not be read (no response role there, access denied...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unreachable: Option<String>,
 }
 
 /// The deny policy for sessions issued before `now_ms`.
@@ -102,7 +105,21 @@ impl Action for RevokeRoleSessions {
         let mut out = Vec::with_capacity(accounts.len());
         for account in accounts {
             let t = in_account(ctx, &account);
-            let role = ctx.cloud.iam.get_role(&t, &a.role).await?;
+            let role = match ctx.cloud.iam.get_role(&t, &a.role).await {
+                Ok(role) => role,
+                // Throttling and 5xx: let the runner retry the step.
+                Err(e) if e.kind.is_retryable() => return Err(e.into()),
+                // One account out of reach must not stop the others from being contained.
+                Err(e) => {
+                    out.push(AccountBefore {
+                        account,
+                        exists: false,
+                        previous: None,
+                        unreachable: Some(e.message),
+                    });
+                    continue;
+                }
+            };
             if let Some(r) = &role {
                 if r.is_service_linked() {
                     return Err(ActionError::Refused(format!(
@@ -124,6 +141,7 @@ impl Action for RevokeRoleSessions {
                 account,
                 exists: role.is_some(),
                 previous,
+                unreachable: None,
             });
         }
         Ok(to_value(&Before {
@@ -160,6 +178,28 @@ impl Action for RevokeRoleSessions {
                 )));
             }
             revoked.push(acct.account.clone());
+        }
+        let unreachable: Vec<String> = before
+            .accounts
+            .iter()
+            .filter_map(|a| {
+                a.unreachable
+                    .as_ref()
+                    .map(|e| format!("{}: {e}", a.account))
+            })
+            .collect();
+        if !unreachable.is_empty() {
+            // The reachable accounts are contained (and release will undo them); the step still
+            // fails so that nobody mistakes a partial containment for a whole one.
+            return Err(ActionError::Cloud(crate::cloud::CloudError::new(
+                ErrorKind::Denied,
+                format!(
+                    "role {} revoked in {revoked:?}, but {} account(s) could not be reached: {}",
+                    before.role,
+                    unreachable.len(),
+                    unreachable.join("; ")
+                ),
+            )));
         }
         if revoked.is_empty() {
             return Err(ActionError::Cloud(crate::cloud::CloudError::new(

@@ -265,7 +265,7 @@ impl Runner {
             .map(|s| {
                 (
                     s.id.clone(),
-                    json!({"state": s.state, "output": s.output.clone().unwrap_or(Value::Null)}),
+                    json!({"state": s.state, "output": s.output.clone().unwrap_or(Value::Null), "error": s.error}),
                 )
             })
             .collect();
