@@ -108,26 +108,68 @@ impl Node {
 
     /// Whether this node holds for the event value at its position (None: missing).
     pub(crate) fn matches(&self, event: Option<&Value>) -> bool {
+        self.eval(event, None)
+    }
+
+    /// [`Node::matches`] for a root node, caching leaf results by `Leaf::memo_id` in `memo`.
+    /// The cache is only consulted while the event is walked through objects: there each
+    /// event path has one value, so equal (path, leaf) pairs give equal results. Under an
+    /// array the element decides, and the cache is not used.
+    pub(crate) fn matches_memo(&self, event: &Value, memo: &mut Memo) -> bool {
+        self.eval(Some(event), Some(memo))
+    }
+
+    fn eval(&self, event: Option<&Value>, memo: Option<&mut Memo>) -> bool {
         match event {
-            Some(Value::Object(map)) => self.fields_match(Some(map)),
+            Some(Value::Object(map)) => self.fields_match(Some(map), memo),
             Some(v @ Value::Array(_)) if self.absence_only => {
-                !any_object(v, &mut |m| !self.fields_match(Some(m)))
+                !any_object(v, &mut |m| !self.fields_match(Some(m), None))
             }
-            Some(v @ Value::Array(_)) => any_object(v, &mut |m| self.fields_match(Some(m))),
-            _ => self.fields_match(None),
+            Some(v @ Value::Array(_)) => any_object(v, &mut |m| self.fields_match(Some(m), None)),
+            _ => self.fields_match(None, memo),
         }
     }
 
-    fn fields_match(&self, map: Option<&Map<String, Value>>) -> bool {
+    fn fields_match(&self, map: Option<&Map<String, Value>>, mut memo: Option<&mut Memo>) -> bool {
         self.fields.iter().all(|f| {
             let v = map.and_then(|m| m.get(&f.key));
             match &f.kind {
-                Kind::Leaf(leaf) => leaf.matches(v),
-                Kind::Object(node) => node.matches(v),
+                Kind::Leaf(leaf) => match (leaf.memo_id, memo.as_deref_mut()) {
+                    (Some(id), Some(memo)) => {
+                        if let Some(&(_, hit)) = memo.iter().find(|(i, _)| *i == id) {
+                            hit
+                        } else {
+                            let hit = leaf.matches(v);
+                            memo.push((id, hit));
+                            hit
+                        }
+                    }
+                    _ => leaf.matches(v),
+                },
+                Kind::Object(node) => node.eval(v, memo.as_deref_mut()),
             }
         })
     }
+
+    /// Give every leaf a memo id from `intern(event path, leaf json)`.
+    pub(crate) fn assign_memo_ids(
+        &mut self,
+        path: &mut Vec<String>,
+        intern: &mut impl FnMut(&[String], &str) -> u32,
+    ) {
+        for f in &mut self.fields {
+            path.push(f.key.clone());
+            match &mut f.kind {
+                Kind::Leaf(leaf) => leaf.memo_id = Some(intern(path, &leaf.expected)),
+                Kind::Object(node) => node.assign_memo_ids(path, intern),
+            }
+            path.pop();
+        }
+    }
 }
+
+/// Leaf results already computed for one event: (memo id, matched).
+pub(crate) type Memo = Vec<(u32, bool)>;
 
 /// Calls `f` on each object under `v` (arrays flattened) until it returns true.
 fn any_object<'a>(v: &'a Value, f: &mut impl FnMut(&'a Map<String, Value>) -> bool) -> bool {

@@ -28,6 +28,9 @@ pub(crate) struct Leaf {
     pub(crate) matchers: Vec<Matcher>,
     /// The leaf as compact JSON, for `explain`.
     pub(crate) expected: String,
+    /// Set by `PatternSet`: one id per distinct (event path, leaf) so a leaf shared by many
+    /// candidates (`source`, `detail-type`...) is evaluated once per event.
+    pub(crate) memo_id: Option<u32>,
 }
 
 /// An exact value. Numbers compare numerically (`[8]` matches `8.0`), never with strings.
@@ -141,6 +144,7 @@ impl Leaf {
         Ok(Leaf {
             matchers,
             expected: Value::Array(items.to_vec()).to_string(),
+            memo_id: None,
         })
     }
 

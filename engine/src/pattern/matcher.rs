@@ -15,7 +15,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use serde_json::Value;
 
-use super::compile::{compile, Kind, Node, Pattern};
+use super::compile::{compile, Kind, Memo, Node, Pattern};
 use super::leaf::{any_scalar, Exact, Matcher};
 use super::{Condition, PatternError};
 
@@ -33,6 +33,8 @@ pub struct PatternSet {
     root: TrieNode,
     /// Entries with no indexable leaf: verified on every event.
     always: Vec<u32>,
+    /// Memo id of each distinct (event path, leaf json) pair.
+    leaf_ids: HashMap<(Vec<String>, String), u32>,
 }
 
 #[derive(Debug)]
@@ -83,18 +85,24 @@ impl PatternSet {
     /// matches when any of its patterns does. On error nothing is added.
     pub fn add(&mut self, id: usize, pattern: &Value) -> Result<(), PatternError> {
         let compiled = compile(pattern)?;
+        if self.entries.len() + compiled.alternatives.len() > u32::MAX as usize {
+            return Err(PatternError::new(
+                "",
+                "too many patterns in one set (more than 4 billion alternatives)",
+            ));
+        }
         for node in &compiled.alternatives {
-            let entry = u32::try_from(self.entries.len()).map_err(|_| {
-                PatternError::new(
-                    "",
-                    "too many patterns in one set (more than 4 billion alternatives)",
-                )
-            })?;
-            self.index(entry, node);
-            self.entries.push(Entry {
-                id,
-                node: node.clone(),
+            let entry = self.entries.len() as u32;
+            let mut node = node.clone();
+            let leaf_ids = &mut self.leaf_ids;
+            node.assign_memo_ids(&mut Vec::new(), &mut |path, expected| {
+                let next = leaf_ids.len() as u32;
+                *leaf_ids
+                    .entry((path.to_vec(), expected.to_string()))
+                    .or_insert(next)
             });
+            self.index(entry, &node);
+            self.entries.push(Entry { id, node });
         }
         self.patterns.push((id, compiled));
         Ok(())
@@ -108,11 +116,12 @@ impl PatternSet {
         candidates.sort_unstable();
         candidates.dedup();
         let mut ids: Vec<usize> = Vec::new();
+        let mut memo: Memo = Vec::new();
         for c in candidates {
             let Some(entry) = self.entries.get(c as usize) else {
                 continue;
             };
-            if !ids.contains(&entry.id) && entry.node.matches(Some(event)) {
+            if !ids.contains(&entry.id) && entry.node.matches_memo(event, &mut memo) {
                 ids.push(entry.id);
             }
         }

@@ -15,6 +15,17 @@
 //!
 //! Anything cordon cannot evaluate is a [`PatternError`] at compile time, carrying the JSON
 //! path of the offending element; a pattern never silently fails to match.
+//!
+//! Semantic choices where the AWS pages are silent (each follows event-ruler unless noted):
+//! - arrays of objects are array-consistent: a nested pattern object must be satisfied by one
+//!   element (details and `exists: false` in `compile`);
+//! - `anything-but` matches any present scalar not excluded, so `{"anything-but": "x"}`
+//!   matches the number 5; a missing field never matches it;
+//! - `exists` only sees leaf values: an object, `[]` or an array of objects counts as absent;
+//! - an invalid `$or` (not an array of 2+ objects) is an error. event-ruler would instead
+//!   treat such a `$or` as an ordinary field name; we refuse the ambiguity;
+//! - `numeric` operands must lie in -5.0e9..=5.0e9; event values compare as f64;
+//! - `cidr` also accepts a bare address (a /32 or /128 block); host bits are masked.
 
 mod cidr;
 mod compile;
@@ -22,7 +33,7 @@ mod leaf;
 mod matcher;
 mod wildcard;
 
-pub use compile::{compile, Pattern};
+pub use compile::{compile, Pattern, MAX_ALTERNATIVES};
 pub use matcher::PatternSet;
 
 /// A pattern cordon cannot evaluate, and where in the pattern the problem is.
