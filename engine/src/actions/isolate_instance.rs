@@ -71,7 +71,11 @@ fn wanted_tags(args: &Args, run_id: &str) -> BTreeMap<String, String> {
         .unwrap_or_else(|| BTreeMap::from([("cordon:isolated-by".to_string(), run_id.to_string())]))
 }
 
-/// Finds the named group in the VPC or creates it, shaped by `shape` when created.
+/// Finds the named group in the VPC or creates it, then brings it to its shape: allow-all in
+/// both directions, or no egress rule. Converging (rather than shaping only at creation) matters
+/// after a crash between CreateSecurityGroup and the rule change: the group found on the re-run
+/// is half made. An isolation group with inbound rules is not repaired but refused by the caller:
+/// someone changed cordon's group, and a human should look.
 async fn ensure_group(
     ctx: &Context<'_>,
     vpc: &str,
@@ -80,25 +84,42 @@ async fn ensure_group(
 ) -> Result<SecurityGroupInfo, ActionError> {
     let t = &ctx.target;
     let ec2 = &ctx.cloud.ec2;
-    if let Some(g) = ec2.find_security_group(t, vpc, name).await? {
-        return Ok(g);
-    }
-    let what = if allow_all {
-        "allow-all step before isolation"
-    } else {
-        "isolation: no rules"
+    let group = match ec2.find_security_group(t, vpc, name).await? {
+        Some(g) => g,
+        None => {
+            let what = if allow_all {
+                "allow-all step before isolation"
+            } else {
+                "isolation: no rules"
+            };
+            let id = ec2
+                .create_security_group(t, vpc, name, &format!("cordon {what}"))
+                .await?;
+            describe_group(ctx, &id).await?
+        }
     };
-    let id = ec2
-        .create_security_group(t, vpc, name, &format!("cordon {what}"))
-        .await?;
-    if allow_all {
-        ec2.allow_all_traffic(t, &id).await?;
+    let shaped = if allow_all {
+        group.ingress_rules > 0 && group.egress_rules > 0
     } else {
-        ec2.revoke_all_egress(t, &id).await?;
+        group.egress_rules == 0
+    };
+    if shaped {
+        return Ok(group);
     }
-    ec2.describe_security_group(t, &id).await?.ok_or_else(|| {
-        CloudError::not_found(format!("security group {id} vanished after creation")).into()
-    })
+    if allow_all {
+        ec2.allow_all_traffic(t, &group.id).await?;
+    } else {
+        ec2.revoke_all_egress(t, &group.id).await?;
+    }
+    describe_group(ctx, &group.id).await
+}
+
+async fn describe_group(ctx: &Context<'_>, id: &str) -> Result<SecurityGroupInfo, ActionError> {
+    ctx.cloud
+        .ec2
+        .describe_security_group(&ctx.target, id)
+        .await?
+        .ok_or_else(|| CloudError::not_found(format!("security group {id} not found")).into())
 }
 
 async fn describe(
