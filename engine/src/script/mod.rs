@@ -23,6 +23,9 @@
 //!   go to `tracing` at debug level, truncated;
 //! - variables must be declared (`strict_variables`), so a typo such as `findng.x` is a compile
 //!   error with a position rather than a silent `()`.
+//! - each evaluation runs on its own thread with a stack sized for the deepest value the size
+//!   limits allow, because Rhai clones, compares and prints nested values recursively (see
+//!   [`Sandbox::eval`]; this costs a thread spawn, tens to a few hundred microseconds, per call).
 //!
 //! # Notes for playbook authors
 //!
@@ -295,6 +298,10 @@ impl Sandbox {
     }
 
     /// Evaluates a compiled script against `ctx` and returns its value as JSON.
+    ///
+    /// Blocks the caller until the script ends, at most [`Limits::time`] later. The script runs
+    /// on a short-lived thread with a large stack (a deeply nested value would overflow a
+    /// tokio worker's 2 MiB stack and abort the process).
     pub fn eval(&self, script: &Script, ctx: &Context) -> Result<Value, ScriptError> {
         self.on_eval_thread(|| self.eval_json(script, ctx))
     }
