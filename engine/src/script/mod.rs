@@ -23,6 +23,9 @@
 //!   go to `tracing` at debug level, truncated;
 //! - variables must be declared (`strict_variables`), so a typo such as `findng.x` is a compile
 //!   error with a position rather than a silent `()`.
+//! - each evaluation runs on its own thread with a stack sized for the deepest value the size
+//!   limits allow, because Rhai clones, compares and prints nested values recursively (see
+//!   [`Sandbox::eval`]; this costs a thread spawn, tens to a few hundred microseconds, per call).
 //!
 //! # Notes for playbook authors
 //!
@@ -64,6 +67,18 @@ const TIME_MARKER: &str = "cordon: wall-clock budget exhausted";
 /// How often, in Rhai operations, the wall clock is read. Reading it costs tens of
 /// nanoseconds; every 16th operation keeps that well under the cost of the operations.
 const CLOCK_EVERY_OPS: u64 = 16;
+
+/// Stack per level of value nesting for the evaluation thread: twice the ~2 KiB (release) and
+/// ~8 KiB (debug) that Rhai 1.27's recursive `==` was measured to use; see
+/// [`Sandbox::on_eval_thread`].
+const STACK_PER_NESTING_LEVEL: usize = if cfg!(debug_assertions) {
+    16 * 1024
+} else {
+    4 * 1024
+};
+
+/// Stack for everything but nested values: Rhai's evaluator at the maximum call depth.
+const STACK_BASE: usize = 8 * 1024 * 1024;
 
 /// The most bytes of one `print`/`debug` line that reach the log.
 const MAX_LOG_BYTES: usize = 512;
@@ -175,6 +190,8 @@ impl Drop for DeadlineGuard {
 pub struct Sandbox {
     engine: Engine,
     limits: Limits,
+    /// Stack bytes for each evaluation thread; see [`Sandbox::on_eval_thread`].
+    stack_size: usize,
     /// The script variables, declared (as `()`) so strict-variables compilation accepts them.
     /// Not constants: Rhai would fold a constant's compile-time value into the script.
     compile_scope: Scope<'static>,
@@ -247,9 +264,16 @@ impl Sandbox {
             compile_scope.push_dynamic(name, Dynamic::UNIT);
         }
 
+        // Deepest nesting the size limits allow: every level is one item of an array or map.
+        let max_nesting = limits.max_array_size.saturating_add(limits.max_map_size);
+        let stack_size = STACK_PER_NESTING_LEVEL
+            .saturating_mul(max_nesting)
+            .saturating_add(STACK_BASE);
+
         Sandbox {
             engine,
             limits,
+            stack_size,
             compile_scope,
         }
     }
@@ -274,20 +298,25 @@ impl Sandbox {
     }
 
     /// Evaluates a compiled script against `ctx` and returns its value as JSON.
+    ///
+    /// Blocks the caller until the script ends, at most [`Limits::time`] later. The script runs
+    /// on a short-lived thread with a large stack (a deeply nested value would overflow a
+    /// tokio worker's 2 MiB stack and abort the process).
     pub fn eval(&self, script: &Script, ctx: &Context) -> Result<Value, ScriptError> {
-        let result = self.eval_dynamic(script, ctx)?;
-        value::dynamic_to_json(result).map_err(ScriptError::Type)
+        self.on_eval_thread(|| self.eval_json(script, ctx))
     }
 
     /// Evaluates a compiled script that must yield `true` or `false` (a trigger condition).
     /// Any other value, `()` included, is a [`ScriptError::Type`].
     pub fn eval_bool(&self, script: &Script, ctx: &Context) -> Result<bool, ScriptError> {
-        let result = self.eval_dynamic(script, ctx)?;
-        result.as_bool().map_err(|_| {
-            ScriptError::Type(format!(
-                "expected true or false, got {}",
-                value::describe(&result)
-            ))
+        self.on_eval_thread(|| {
+            let result = self.eval_dynamic(script, ctx)?;
+            result.as_bool().map_err(|_| {
+                ScriptError::Type(format!(
+                    "expected true or false, got {}",
+                    value::describe(&result)
+                ))
+            })
         })
     }
 
@@ -317,8 +346,8 @@ impl Sandbox {
         match &*template.parts {
             [] => Ok(Value::String(String::new())),
             [Part::Literal(text)] => Ok(Value::String(text.clone())),
-            [Part::Expr(script)] => self.eval_in_template(script, ctx),
-            parts => {
+            [Part::Expr(script)] => self.on_eval_thread(|| self.eval_in_template(script, ctx)),
+            parts => self.on_eval_thread(|| {
                 let mut out = String::new();
                 for part in parts {
                     match part {
@@ -338,13 +367,13 @@ impl Sandbox {
                     }
                 }
                 Ok(Value::String(out))
-            }
+            }),
         }
     }
 
     /// [`Sandbox::eval`] with runtime errors naming the `${...}` they come from.
     fn eval_in_template(&self, script: &Script, ctx: &Context) -> Result<Value, ScriptError> {
-        self.eval(script, ctx).map_err(|e| match e {
+        self.eval_json(script, ctx).map_err(|e| match e {
             ScriptError::Runtime(message) => ScriptError::Runtime(format!(
                 "in ${{{}}}: {message}",
                 value::truncate(script.source(), 80)
@@ -353,6 +382,42 @@ impl Sandbox {
         })
     }
 
+    /// Runs `f` on a fresh thread with [`Sandbox::stack_size`] bytes of stack and waits for it.
+    ///
+    /// Rhai clones, drops, compares and prints nested arrays and maps recursively, with no
+    /// depth limit of its own: the size limits bound nesting only to `max_array_size +
+    /// max_map_size` levels, and a script can build a few thousand levels within its budgets.
+    /// Measured on rhai 1.27, `a == a` on nested arrays needs about 2 KiB of stack per level in
+    /// a release build and 8 KiB in a debug build, so a 2 MiB tokio worker overflows (aborting
+    /// the process) at under 2,000 levels. Every evaluation therefore gets a stack sized for
+    /// the deepest value the limits allow. Spawning costs tens of microseconds; the stack is
+    /// reserved address space, touched only as deep as the script goes.
+    fn on_eval_thread<T: Send>(
+        &self,
+        f: impl FnOnce() -> Result<T, ScriptError> + Send,
+    ) -> Result<T, ScriptError> {
+        std::thread::scope(|scope| {
+            let handle = std::thread::Builder::new()
+                .name("cordon-script".to_string())
+                .stack_size(self.stack_size)
+                .spawn_scoped(scope, f)
+                .map_err(|e| {
+                    ScriptError::Runtime(format!("could not start a thread to run the script: {e}"))
+                })?;
+            // A panic in the evaluation is a bug in the engine, not a script error: pass it on.
+            handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    /// Evaluates and converts to JSON, on the current thread.
+    fn eval_json(&self, script: &Script, ctx: &Context) -> Result<Value, ScriptError> {
+        let result = self.eval_dynamic(script, ctx)?;
+        value::dynamic_to_json(result).map_err(ScriptError::Type)
+    }
+
+    /// Evaluates on the current thread.
     fn eval_dynamic(&self, script: &Script, ctx: &Context) -> Result<Dynamic, ScriptError> {
         // The scope is rebuilt per evaluation from the already-converted values: a script may
         // modify its variables, and no evaluation may see another's changes.
@@ -597,6 +662,36 @@ mod tests {
         assert!(result.is_err(), "{result:?}");
         let result = run(&sb, "let a = []; for i in 0..200 { a = [a]; } a");
         assert!(matches!(result, Err(ScriptError::Type(_))), "{result:?}");
+    }
+
+    #[test]
+    fn recursive_operations_on_deep_values_do_not_overflow_the_stack() {
+        // Rhai clones, compares and prints nested values recursively. On a 2 MiB stack each of
+        // these aborted the whole test process (debug build: `==` at about 500 levels); the
+        // evaluation thread's stack is sized for the deepest nesting the limits allow.
+        let sb = Sandbox::new(Limits {
+            time: Duration::from_secs(10),
+            ..Limits::default()
+        });
+        let c = ctx();
+        for (build, op, want) in [
+            ("a = [a]", "a == a", json!(true)),
+            ("a = [a]", "`${a}`.len()", json!(2002)),
+            ("a = [a]", "a.contains(a)", json!(false)),
+            ("a = #{x: a}", "a == a", json!(true)),
+            ("a = [#{x: a}]", "let b = a; b != a", json!(false)),
+        ] {
+            let src = format!("let a = []; for i in 0..1000 {{ {build}; }} {op}");
+            let script = sb.compile(&src).expect("compiles");
+            let started = Instant::now();
+            assert_eq!(sb.eval(&script, &c), Ok(want), "{src}");
+            assert!(started.elapsed() < Duration::from_secs(10), "{src}");
+        }
+        // Too deep to be JSON: a type error, after the value was dropped on the big stack.
+        let script = sb
+            .compile("let a = []; for i in 0..1000 { a = [a]; } a")
+            .expect("compiles");
+        assert!(matches!(sb.eval(&script, &c), Err(ScriptError::Type(_))));
     }
 
     #[test]
