@@ -69,12 +69,15 @@ steps:
     }
 }
 
+/// Per finding: the account containment acts in, and the playbook that would start (if any).
+type Expected = &'static [(&'static str, Option<&'static str>)];
+
 /// What `explain --json` must say about each fixture: finding count and, per finding, the
 /// account containment acts in, and the playbook that would start (if any).
 #[test]
 fn explain_handles_every_fixture() {
     let c = Cordon::new();
-    let cases: &[(&str, i32, &[(&str, Option<&str>)])] = &[
+    let cases: &[(&str, i32, Expected)] = &[
         ("aws.guardduty__UnauthorizedAccess_EC2_MaliciousIPCaller.Custom__1.json", 0, &[("352283894008", Some("isolate-ec2-instance"))]),
         ("aws.guardduty__Recon_EC2_PortProbeUnprotectedPort__2.json", 0, &[("845345345", None)]),
         ("aws.guardduty__Discovery_Kubernetes_MaliciousIPCaller__1.json", 0, &[("CHILD-EXAMPLE", None)]),

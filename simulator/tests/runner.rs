@@ -7,7 +7,7 @@ use cordon_engine::clock::SystemClock;
 use cordon_engine::cloud::{Cloud, ErrorKind};
 use cordon_engine::config::Settings;
 use cordon_engine::event::{self, FindingEvent};
-use cordon_engine::journal::{Journal, SledJournal};
+use cordon_engine::journal::SledJournal;
 use cordon_engine::playbook::PlaybookSet;
 use cordon_engine::run::{RunState, StepState};
 use cordon_engine::runner::Runner;

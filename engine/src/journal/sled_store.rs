@@ -8,12 +8,17 @@
 //! - `O` run id -> nothing: the run is open (unfinished or waiting), so start-up need not scan all
 
 use std::path::Path;
+use std::time::Duration;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::{Entry, Inserted, Journal, JournalError, Result};
 use crate::run::{Run, RunState};
+
+/// How long `open` waits for another handle's lock to go.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+const LOCK_POLL: Duration = Duration::from_millis(20);
 
 const RUN: u8 = b'R';
 const DEDUP: u8 = b'D';
@@ -51,19 +56,29 @@ impl SledJournal {
     /// thousands of waiting runs keeps them on disk, not in memory.
     pub fn open(path: &Path) -> Result<SledJournal> {
         let shown = path.display().to_string();
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(16 * 1024 * 1024)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io)
+        // sled releases its file lock from a background thread after the last handle drops, so
+        // a lock seen just after another user closed the journal is retried for a moment.
+        let mut waited = Duration::ZERO;
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(path)
+                .cache_capacity(16 * 1024 * 1024)
+                .open();
+            match opened {
+                Ok(db) => break db,
+                Err(sled::Error::Io(io))
                     if io.kind() == std::io::ErrorKind::WouldBlock
                         || io.to_string().contains("lock") =>
                 {
-                    JournalError::Locked(shown.clone())
+                    if waited >= LOCK_WAIT {
+                        return Err(JournalError::Locked(shown));
+                    }
+                    std::thread::sleep(LOCK_POLL);
+                    waited += LOCK_POLL;
                 }
-                other => JournalError::Storage(format!("{shown}: {other}")),
-            })?;
+                Err(other) => return Err(JournalError::Storage(format!("{shown}: {other}"))),
+            }
+        };
         let tree = db.open_tree("cordon-v1").map_err(storage)?;
         Ok(SledJournal {
             db,

@@ -23,9 +23,10 @@
 //!   go to `tracing` at debug level, truncated;
 //! - variables must be declared (`strict_variables`), so a typo such as `findng.x` is a compile
 //!   error with a position rather than a silent `()`.
-//! - each evaluation runs on its own thread with a stack sized for the deepest value the size
-//!   limits allow, because Rhai clones, compares and prints nested values recursively (see
-//!   [`Sandbox::eval`]; this costs a thread spawn, tens to a few hundred microseconds, per call).
+//! - each evaluation runs on one of the sandbox's own threads, whose stack is sized for the
+//!   deepest value the size limits allow, because Rhai clones, compares and prints nested
+//!   values recursively (see `pool`); the threads live as long as the sandbox, so a call costs
+//!   a hand-off between threads, not a thread spawn.
 //!
 //! # Notes for playbook authors
 //!
@@ -42,6 +43,7 @@
 
 mod error;
 mod lex;
+mod pool;
 mod template;
 mod value;
 
@@ -69,8 +71,7 @@ const TIME_MARKER: &str = "cordon: wall-clock budget exhausted";
 const CLOCK_EVERY_OPS: u64 = 16;
 
 /// Stack per level of value nesting for the evaluation thread: twice the ~2 KiB (release) and
-/// ~8 KiB (debug) that Rhai 1.27's recursive `==` was measured to use; see
-/// [`Sandbox::on_eval_thread`].
+/// ~8 KiB (debug) that Rhai 1.27's recursive `==` was measured to use; see `pool`.
 const STACK_PER_NESTING_LEVEL: usize = if cfg!(debug_assertions) {
     16 * 1024
 } else {
@@ -188,10 +189,15 @@ impl Drop for DeadlineGuard {
 ///
 /// Evaluation is synchronous and bounded by [`Limits::time`]; a tokio task may call it directly.
 pub struct Sandbox {
+    core: Arc<Core>,
+    /// Threads with a stack deep enough for any value the limits allow; see `pool`.
+    pool: pool::EvalPool,
+}
+
+/// What an evaluation needs, shared with the pool's threads.
+struct Core {
     engine: Engine,
     limits: Limits,
-    /// Stack bytes for each evaluation thread; see [`Sandbox::on_eval_thread`].
-    stack_size: usize,
     /// The script variables, declared (as `()`) so strict-variables compilation accepts them.
     /// Not constants: Rhai would fold a constant's compile-time value into the script.
     compile_scope: Scope<'static>,
@@ -200,7 +206,7 @@ pub struct Sandbox {
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sandbox")
-            .field("limits", &self.limits)
+            .field("limits", &self.core.limits)
             .finish_non_exhaustive()
     }
 }
@@ -271,25 +277,28 @@ impl Sandbox {
             .saturating_add(STACK_BASE);
 
         Sandbox {
-            engine,
-            limits,
-            stack_size,
-            compile_scope,
+            core: Arc::new(Core {
+                engine,
+                limits,
+                compile_scope,
+            }),
+            pool: pool::EvalPool::new(stack_size),
         }
     }
 
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
-        &self.limits
+        &self.core.limits
     }
 
     /// Compiles a full Rhai script; its value is that of its last expression. Syntax errors
     /// (including unknown variables, `eval` and `import`) carry the line and column in `source`.
     pub fn compile(&self, source: &str) -> Result<Script, ScriptError> {
         let ast = self
+            .core
             .engine
-            .compile_with_scope(&self.compile_scope, source)
-            .map_err(|e| ScriptError::from_parse(&e, &self.limits))?;
+            .compile_with_scope(&self.core.compile_scope, source)
+            .map_err(|e| ScriptError::from_parse(&e, &self.core.limits))?;
         Ok(Script {
             source: source.into(),
             ast: Arc::new(ast),
@@ -300,17 +309,21 @@ impl Sandbox {
     /// Evaluates a compiled script against `ctx` and returns its value as JSON.
     ///
     /// Blocks the caller until the script ends, at most [`Limits::time`] later. The script runs
-    /// on a short-lived thread with a large stack (a deeply nested value would overflow a
-    /// tokio worker's 2 MiB stack and abort the process).
+    /// on one of the sandbox's threads, whose stack is large enough for any value the limits
+    /// allow (a deeply nested value would overflow a tokio worker's 2 MiB stack and abort the
+    /// process).
     pub fn eval(&self, script: &Script, ctx: &Context) -> Result<Value, ScriptError> {
-        self.on_eval_thread(|| self.eval_json(script, ctx))
+        let (script, ctx) = (script.clone(), ctx.clone());
+        self.pool
+            .run(&self.core, move |core| core.eval_json(&script, &ctx))
     }
 
     /// Evaluates a compiled script that must yield `true` or `false` (a trigger condition).
     /// Any other value, `()` included, is a [`ScriptError::Type`].
     pub fn eval_bool(&self, script: &Script, ctx: &Context) -> Result<bool, ScriptError> {
-        self.on_eval_thread(|| {
-            let result = self.eval_dynamic(script, ctx)?;
+        let (script, ctx) = (script.clone(), ctx.clone());
+        self.pool.run(&self.core, move |core| {
+            let result = core.eval_dynamic(&script, &ctx)?;
             result.as_bool().map_err(|_| {
                 ScriptError::Type(format!(
                     "expected true or false, got {}",
@@ -346,29 +359,41 @@ impl Sandbox {
         match &*template.parts {
             [] => Ok(Value::String(String::new())),
             [Part::Literal(text)] => Ok(Value::String(text.clone())),
-            [Part::Expr(script)] => self.on_eval_thread(|| self.eval_in_template(script, ctx)),
-            parts => self.on_eval_thread(|| {
-                let mut out = String::new();
-                for part in parts {
-                    match part {
-                        Part::Literal(text) => out.push_str(text),
-                        Part::Expr(script) => {
-                            template::stringify(&self.eval_in_template(script, ctx)?, &mut out)
-                        }
-                    }
-                    if out.len() > self.limits.max_string_size {
-                        return Err(ScriptError::Budget {
-                            limit: BudgetLimit::StringSize,
-                            message: format!(
-                                "template rendered to more than the limit of {} bytes",
-                                self.limits.max_string_size
-                            ),
-                        });
-                    }
-                }
-                Ok(Value::String(out))
-            }),
+            _ => {
+                let (template, ctx) = (template.clone(), ctx.clone());
+                self.pool
+                    .run(&self.core, move |core| core.render(&template, &ctx))
+            }
         }
+    }
+}
+
+impl Core {
+    /// Renders a template with at least one `${...}`, on the current thread.
+    fn render(&self, template: &Template, ctx: &Context) -> Result<Value, ScriptError> {
+        let parts = match &*template.parts {
+            [Part::Expr(script)] => return self.eval_in_template(script, ctx),
+            parts => parts,
+        };
+        let mut out = String::new();
+        for part in parts {
+            match part {
+                Part::Literal(text) => out.push_str(text),
+                Part::Expr(script) => {
+                    template::stringify(&self.eval_in_template(script, ctx)?, &mut out)
+                }
+            }
+            if out.len() > self.limits.max_string_size {
+                return Err(ScriptError::Budget {
+                    limit: BudgetLimit::StringSize,
+                    message: format!(
+                        "template rendered to more than the limit of {} bytes",
+                        self.limits.max_string_size
+                    ),
+                });
+            }
+        }
+        Ok(Value::String(out))
     }
 
     /// [`Sandbox::eval`] with runtime errors naming the `${...}` they come from.
@@ -379,35 +404,6 @@ impl Sandbox {
                 value::truncate(script.source(), 80)
             )),
             other => other,
-        })
-    }
-
-    /// Runs `f` on a fresh thread with [`Sandbox::stack_size`] bytes of stack and waits for it.
-    ///
-    /// Rhai clones, drops, compares and prints nested arrays and maps recursively, with no
-    /// depth limit of its own: the size limits bound nesting only to `max_array_size +
-    /// max_map_size` levels, and a script can build a few thousand levels within its budgets.
-    /// Measured on rhai 1.27, `a == a` on nested arrays needs about 2 KiB of stack per level in
-    /// a release build and 8 KiB in a debug build, so a 2 MiB tokio worker overflows (aborting
-    /// the process) at under 2,000 levels. Every evaluation therefore gets a stack sized for
-    /// the deepest value the limits allow. Spawning costs tens of microseconds; the stack is
-    /// reserved address space, touched only as deep as the script goes.
-    fn on_eval_thread<T: Send>(
-        &self,
-        f: impl FnOnce() -> Result<T, ScriptError> + Send,
-    ) -> Result<T, ScriptError> {
-        std::thread::scope(|scope| {
-            let handle = std::thread::Builder::new()
-                .name("cordon-script".to_string())
-                .stack_size(self.stack_size)
-                .spawn_scoped(scope, f)
-                .map_err(|e| {
-                    ScriptError::Runtime(format!("could not start a thread to run the script: {e}"))
-                })?;
-            // A panic in the evaluation is a bug in the engine, not a script error: pass it on.
-            handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
     }
 
@@ -465,15 +461,15 @@ impl Script {
 /// template evaluated at one site (a trigger, a step's parameters).
 #[derive(Debug, Clone)]
 pub struct Context {
-    /// In [`VARIABLES`] order.
-    values: [Dynamic; 5],
+    /// In [`VARIABLES`] order; shared, so handing a context to an evaluation thread is cheap.
+    values: Arc<[Dynamic; 5]>,
 }
 
 impl Default for Context {
     /// Every variable an empty map.
     fn default() -> Context {
         Context {
-            values: std::array::from_fn(|_| Dynamic::from_map(rhai::Map::new())),
+            values: Arc::new(std::array::from_fn(|_| Dynamic::from_map(rhai::Map::new()))),
         }
     }
 }
@@ -489,7 +485,7 @@ impl Context {
         run: &Value,
     ) -> Context {
         Context {
-            values: [event, finding, vars, steps, run].map(value::json_to_dynamic),
+            values: Arc::new([event, finding, vars, steps, run].map(value::json_to_dynamic)),
         }
     }
 
@@ -519,7 +515,7 @@ impl Context {
     }
 
     fn with(mut self, index: usize, value: &Value) -> Context {
-        self.values[index] = value::json_to_dynamic(value);
+        Arc::make_mut(&mut self.values)[index] = value::json_to_dynamic(value);
         self
     }
 }
