@@ -476,3 +476,35 @@ fn acting_needs_an_explicit_cloud() {
     assert_eq!(aws.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&aws.stderr).contains("not built yet"));
 }
+
+#[test]
+fn config_file_sets_journal_and_action_settings() {
+    let c = Cordon::new();
+    std::fs::write(
+        c.path().join("cordon.yaml"),
+        "journal: state/journal\nsettings:\n  isolation_group_name: ir-quarantine\n  untrack_group_name: ir-untrack\n",
+    )
+    .unwrap();
+    c.ok(&["run", "--cloud", "sim"], 0);
+    assert!(
+        c.path().join("state/journal").is_dir(),
+        "the configured journal is used"
+    );
+    let world: Value =
+        serde_json::from_slice(&std::fs::read(c.path().join("state/sim-world.json")).unwrap())
+            .unwrap();
+    let r = region(&world, DEMO_ACCOUNT, "us-east-1");
+    let (iso, _) = group_named(r, "ir-quarantine");
+    for groups in r["instances"][DEMO_INSTANCE]["interfaces"]
+        .as_object()
+        .unwrap()
+        .values()
+    {
+        assert_eq!(groups, &json!([iso]));
+    }
+    // A typo in the config is an error naming the field, not a silent default.
+    std::fs::write(c.path().join("cordon.yaml"), "journl: x\n").unwrap();
+    let out = c.run(&["runs", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `journl`"));
+}
