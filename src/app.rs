@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
+use cordon_connectors::{AwsCloud, AwsSettings, LogChat};
 use cordon_engine::clock::SystemClock;
 use cordon_engine::cloud::Cloud;
 use cordon_engine::config::Settings;
@@ -29,6 +30,8 @@ pub struct Config {
     pub playbooks: Option<PathBuf>,
     /// Action settings.
     pub settings: Settings,
+    /// How to reach AWS accounts (`--cloud aws`).
+    pub aws: AwsSettings,
 }
 
 /// Everything a command may need, built lazily.
@@ -88,7 +91,7 @@ impl App {
     /// journal used with one cloud refuses another.
     /// `recorded_ok`: commands acting on runs already journaled (approve, release, resume) may
     /// take the cloud recorded beside the journal, where those runs acted.
-    pub fn cloud(&self, recorded_ok: bool) -> Result<(Cloud, Option<Arc<SimCloud>>)> {
+    pub async fn cloud(&self, recorded_ok: bool) -> Result<(Cloud, Option<Arc<SimCloud>>)> {
         let dir = self.journal_dir();
         let base = dir
             .parent()
@@ -122,15 +125,30 @@ impl App {
         }
         match kind {
             CloudKind::Sim => {
-                let delay = std::env::var("CORDON_SIM_DELAY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+                let delay = std::env::var("CORDON_SIM_DELAY_MS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
                 let world = base.join("sim-world.json");
-                let sim = Arc::new(SimCloud::open(&world)?.with_delay(Duration::from_millis(delay)));
+                let sim =
+                    Arc::new(SimCloud::open(&world)?.with_delay(Duration::from_millis(delay)));
                 tracing::info!(cloud = "sim", world = %world.display(), "Acting on the simulated organization");
                 Ok((Cloud::from_one(sim.clone()), Some(sim)))
             }
-            CloudKind::Aws => bail!(
-                "--cloud aws is not built yet (the AWS connectors issue); use --cloud sim, or --dry-run to see the plan"
-            ),
+            CloudKind::Aws => {
+                let aws = Arc::new(AwsCloud::from_env(self.config.aws.clone()).await);
+                tracing::info!(cloud = "aws", role = %self.config.aws.role_arn, "Acting on AWS");
+                let cloud = Cloud {
+                    org: aws.clone(),
+                    iam: aws.clone(),
+                    ec2: aws.clone(),
+                    ssm: aws.clone(),
+                    events: aws,
+                    // Until a chat connector is configured, messages are logged, not lost.
+                    chat: Arc::new(LogChat),
+                };
+                Ok((cloud, None))
+            }
         }
     }
 

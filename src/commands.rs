@@ -130,7 +130,7 @@ pub async fn run(
     if dry_run {
         return dry(app, set, &fes, playbook, as_json);
     }
-    let (cloud, sim) = app.cloud(false)?;
+    let (cloud, sim) = app.cloud(false).await?;
     let runner = app.runner(cloud, set)?;
     let mut report = Vec::new();
     let mut code = 0;
@@ -266,7 +266,7 @@ pub fn runs_show(app: &App, id: &str, as_json: bool) -> Result<i32> {
 }
 
 pub async fn approve(app: &App, run: &str, step: &str, deny: bool, by: &str) -> Result<i32> {
-    let runner = acting_runner(app)?;
+    let runner = acting_runner(app).await?;
     let state = runner.decide(run, step, !deny, by).await?;
     println!(
         "run {run}: step {step} {} by {by}; run is {}",
@@ -277,7 +277,7 @@ pub async fn approve(app: &App, run: &str, step: &str, deny: bool, by: &str) -> 
 }
 
 pub async fn release(app: &App, run: &str, by: &str) -> Result<i32> {
-    let runner = acting_runner(app)?;
+    let runner = acting_runner(app).await?;
     let state = runner.release(run, by).await?;
     let r = runner
         .journal()
@@ -288,7 +288,7 @@ pub async fn release(app: &App, run: &str, by: &str) -> Result<i32> {
 }
 
 pub async fn resume(app: &App) -> Result<i32> {
-    let runner = acting_runner(app)?;
+    let runner = acting_runner(app).await?;
     let mut code = 0;
     for (id, state) in runner.resume_all().await? {
         println!("{id}: {}", state.as_str());
@@ -298,8 +298,8 @@ pub async fn resume(app: &App) -> Result<i32> {
 }
 
 /// A runner for commands that act on runs already journaled.
-fn acting_runner(app: &App) -> Result<Runner> {
-    let (cloud, _) = app.cloud(true)?;
+async fn acting_runner(app: &App) -> Result<Runner> {
+    let (cloud, _) = app.cloud(true).await?;
     app.runner(cloud, app.playbooks()?)
 }
 

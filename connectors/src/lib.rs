@@ -1,2 +1,11 @@
 //! cordon's connectors: the real implementations of the engine's cloud and chat traits.
-//! The AWS implementation arrives with the AWS connectors issue.
+//!
+//! - `aws`: [`AwsCloud`], the cloud traits over the AWS SDK, with cross-account AssumeRole,
+//!   error classification, rate limits and call accounting.
+//! - `log_chat`: a chat that writes to the log, for when no chat is configured.
+
+pub mod aws;
+mod log_chat;
+
+pub use aws::{AwsCloud, AwsSettings};
+pub use log_chat::LogChat;

@@ -14,6 +14,7 @@
 //! - `journal`: durable run state (sled), behind a trait.
 //! - `playbook`: YAML playbooks loaded, validated (file, line, field) and compiled.
 //! - `runner`: runs created from matches, driven step by step, approved, released.
+//! - `policy`: least-privilege IAM policies (and the member-role template) for the playbooks.
 
 pub mod actions;
 pub mod clock;
@@ -24,6 +25,7 @@ pub mod finding;
 pub mod journal;
 pub mod pattern;
 pub mod playbook;
+pub mod policy;
 pub mod run;
 pub mod runner;
 pub mod script;

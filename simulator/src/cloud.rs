@@ -10,8 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cordon_engine::cloud::{
     AccessKeyInfo, Chat, CloudError, CloudResult, Ec2, ErrorKind, Events, Iam, InstanceInfo,
-    InterfaceInfo, KeyStatus, NewAccessKey, OrgInfo, Organizations, PolicyInfo, RoleInfo,
-    SecurityGroupInfo, Ssm, Target, UserInfo,
+    InterfaceInfo, InterfaceRef, KeyStatus, NewAccessKey, OrgInfo, Organizations, PolicyInfo,
+    RoleInfo, SecurityGroupInfo, Ssm, Target, UserInfo,
 };
 use cordon_engine::secret::Secret;
 use cordon_engine::Finding;
@@ -501,9 +501,12 @@ impl Ec2 for SimCloud {
                     interfaces: i
                         .interfaces
                         .iter()
-                        .map(|(eni, g)| InterfaceInfo {
+                        .enumerate()
+                        // Interface ids are handed out in order: the first is the primary.
+                        .map(|(n, (eni, g))| InterfaceInfo {
                             id: eni.clone(),
                             groups: g.clone(),
+                            primary: n == 0,
                         })
                         .collect(),
                     volumes: i.volumes.clone(),
@@ -594,9 +597,11 @@ impl Ec2 for SimCloud {
     async fn set_interface_groups(
         &self,
         t: &Target,
-        eni: &str,
+        _instance: &str,
+        iface: &InterfaceRef<'_>,
         groups: &[String],
     ) -> CloudResult<()> {
+        let eni = iface.id;
         self.write("ec2:ModifyNetworkInterfaceAttribute", &t.account, |w| {
             let r = region_mut(w, t);
             if let Some(bad) = groups.iter().find(|g| !r.groups.contains_key(*g)) {

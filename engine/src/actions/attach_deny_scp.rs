@@ -28,6 +28,7 @@ static META: ActionMeta = ActionMeta {
         "organizations:ListRoots",
         "organizations:EnablePolicyType",
         "organizations:ListPolicies",
+        "organizations:DescribePolicy",
         "organizations:CreatePolicy",
         "organizations:AttachPolicy",
         "organizations:DetachPolicy",

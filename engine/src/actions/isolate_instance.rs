@@ -32,6 +32,8 @@ static META: ActionMeta = ActionMeta {
     ],
     iam_actions: &[
         "ec2:DescribeInstances",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeInstanceAttribute",
         "ec2:DescribeSecurityGroups",
         "ec2:CreateSecurityGroup",
         "ec2:RevokeSecurityGroupEgress",
@@ -190,8 +192,13 @@ impl Action for IsolateInstance {
         // then the empty group, which drops them.
         for group in [&untrack.id, &isolation.id] {
             for eni in &before.interfaces {
-                ec2.set_interface_groups(t, &eni.id, std::slice::from_ref(group))
-                    .await?;
+                ec2.set_interface_groups(
+                    t,
+                    &before.instance,
+                    &eni.as_ref(),
+                    std::slice::from_ref(group),
+                )
+                .await?;
             }
         }
         if a.termination_protection.unwrap_or(true) {
@@ -228,7 +235,8 @@ impl Action for IsolateInstance {
         let b: Before = record(prepared)?;
         let (t, ec2, b) = (&ctx.target, &ctx.cloud.ec2, &b);
         for eni in &b.interfaces {
-            ec2.set_interface_groups(t, &eni.id, &eni.groups).await?;
+            ec2.set_interface_groups(t, &b.instance, &eni.as_ref(), &eni.groups)
+                .await?;
         }
         ec2.set_termination_protection(t, &b.instance, b.termination_protection)
             .await?;

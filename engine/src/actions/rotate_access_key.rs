@@ -23,7 +23,14 @@ static META: ActionMeta = ActionMeta {
         Param { name: "user", required: true, description: "IAM user name" },
         Param { name: "key_id", required: true, description: "the access key to replace" },
     ],
-    iam_actions: &["iam:ListAccessKeys", "iam:CreateAccessKey", "iam:UpdateAccessKey", "ssm:PutParameter", "ssm:GetParameter"],
+    iam_actions: &[
+        "iam:ListAccessKeys",
+        "iam:CreateAccessKey",
+        "iam:UpdateAccessKey",
+        "ssm:PutParameter",
+        // Existence is checked from the parameter's metadata; its value is never read back.
+        "ssm:DescribeParameters",
+    ],
     example: "- id: rotate\n  action: iam.rotate_access_key\n  with:\n    user: ${finding.user_name}\n    key_id: ${finding.resources[0].id}\n",
     idempotent: false,
     undo: Some("reactivate the old key (the new key stays)"),

@@ -19,7 +19,15 @@ static META: ActionMeta = ActionMeta {
     id: "ec2.snapshot_volumes",
     description: "Snapshot every EBS volume attached to an instance, tagged with the run id",
     params: &[Param { name: "instance", required: true, description: "instance id" }],
-    iam_actions: &["ec2:DescribeInstances", "ec2:DescribeSnapshots", "ec2:CreateSnapshot", "ec2:CreateTags"],
+    iam_actions: &[
+        "ec2:DescribeInstances",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeInstanceAttribute",
+        "ec2:DescribeSnapshots",
+        "ec2:CreateSnapshot",
+        // CreateSnapshot with TagSpecifications is authorized as ec2:CreateTags on the snapshot.
+        "ec2:CreateTags",
+    ],
     example: "- id: snapshot\n  action: ec2.snapshot_volumes\n  with:\n    instance: ${finding.resources[0].id}\n",
     idempotent: true,
     undo: None,

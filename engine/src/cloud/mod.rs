@@ -148,11 +148,12 @@ pub trait Ec2: Send + Sync {
     async fn revoke_all_egress(&self, t: &Target, group_id: &str) -> CloudResult<()>;
     /// Allows all traffic in and out, IPv4 and IPv6 (the group that makes flows untracked).
     async fn allow_all_traffic(&self, t: &Target, group_id: &str) -> CloudResult<()>;
-    /// Replaces the security groups of one network interface.
+    /// Replaces the security groups of one network interface of `instance`.
     async fn set_interface_groups(
         &self,
         t: &Target,
-        eni: &str,
+        instance: &str,
+        iface: &InterfaceRef<'_>,
         groups: &[String],
     ) -> CloudResult<()>;
     /// Turns API termination protection on or off.

@@ -89,6 +89,28 @@ pub struct InterfaceInfo {
     pub id: String,
     /// Group ids, in order.
     pub groups: Vec<String>,
+    /// The primary interface (device index 0), whose groups EC2 also exposes as the instance's.
+    #[serde(default)]
+    pub primary: bool,
+}
+
+/// Which interface to change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InterfaceRef<'a> {
+    /// `eni-...`.
+    pub id: &'a str,
+    /// Whether it is the instance's primary interface.
+    pub primary: bool,
+}
+
+impl InterfaceInfo {
+    /// A reference to this interface.
+    pub fn as_ref(&self) -> InterfaceRef<'_> {
+        InterfaceRef {
+            id: &self.id,
+            primary: self.primary,
+        }
+    }
 }
 
 /// An EC2 instance.

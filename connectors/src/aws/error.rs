@@ -1,0 +1,120 @@
+//! AWS errors, classified into the engine's kinds: the runner's retry policy reads only the kind.
+
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+use cordon_engine::cloud::{CloudError, ErrorKind};
+
+/// Error codes that mean "slow down" across the services cordon calls.
+const THROTTLED: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "SlowDown",
+    "ConcurrentModificationException",
+];
+
+/// Codes that mean the caller may not do this: never retried.
+const DENIED: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "AuthFailure",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "AWSOrganizationsNotInUseException",
+];
+
+/// Codes that mean the thing is not there (or not attached).
+const NOT_FOUND: &[&str] = &[
+    "NoSuchEntity",
+    "NoSuchEntityException",
+    "ParameterNotFound",
+    "PolicyNotAttachedException",
+    "PolicyNotFoundException",
+    "TargetNotFoundException",
+    "AccountNotFoundException",
+    "InvalidInstanceID.NotFound",
+    "InvalidGroup.NotFound",
+    "InvalidNetworkInterfaceID.NotFound",
+    "InvalidVolume.NotFound",
+    "InvalidCommandId",
+    "InvocationDoesNotExist",
+];
+
+/// The kind of an error code (and HTTP status, when there is no useful code).
+pub(crate) fn kind_of(code: Option<&str>, status: Option<u16>) -> ErrorKind {
+    match code {
+        Some(c) if THROTTLED.contains(&c) => ErrorKind::Throttled,
+        Some(c) if DENIED.contains(&c) => ErrorKind::Denied,
+        Some(c) if NOT_FOUND.contains(&c) || c.ends_with(".NotFound") => ErrorKind::NotFound,
+        _ => match status {
+            Some(429) => ErrorKind::Throttled,
+            Some(s) if s >= 500 => ErrorKind::Retryable,
+            Some(403) => ErrorKind::Denied,
+            _ => ErrorKind::Fatal,
+        },
+    }
+}
+
+/// Turns an SDK error into a [`CloudError`] naming the API and where it was called. AWS's own
+/// message is kept: for AccessDenied it names the missing permission.
+pub(crate) fn classify<E>(api: &str, place: &str, e: SdkError<E, HttpResponse>) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let (kind, detail) = match &e {
+        SdkError::ServiceError(se) => {
+            let status = Some(se.raw().status().as_u16());
+            let (code, message) = (se.err().code(), se.err().message());
+            let detail = format!(
+                "{}: {}",
+                code.unwrap_or("error"),
+                message.unwrap_or("no message")
+            );
+            (kind_of(code, status), detail)
+        }
+        SdkError::TimeoutError(_) => (ErrorKind::Retryable, "timed out".to_string()),
+        SdkError::DispatchFailure(d) => (
+            ErrorKind::Retryable,
+            format!("could not send the request: {d:?}"),
+        ),
+        SdkError::ResponseError(_) => (ErrorKind::Retryable, "unreadable response".to_string()),
+        other => (ErrorKind::Fatal, format!("{other}")),
+    };
+    CloudError::new(kind, format!("{api} in {place}: {detail}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_kinds() {
+        assert_eq!(kind_of(Some("Throttling"), Some(400)), ErrorKind::Throttled);
+        assert_eq!(kind_of(Some("AccessDenied"), Some(403)), ErrorKind::Denied);
+        assert_eq!(
+            kind_of(Some("NoSuchEntity"), Some(404)),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            kind_of(Some("InvalidInstanceID.NotFound"), Some(400)),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            kind_of(Some("InternalError"), Some(500)),
+            ErrorKind::Retryable
+        );
+        assert_eq!(kind_of(None, Some(503)), ErrorKind::Retryable);
+        assert_eq!(kind_of(None, Some(429)), ErrorKind::Throttled);
+        assert_eq!(
+            kind_of(Some("ValidationError"), Some(400)),
+            ErrorKind::Fatal
+        );
+    }
+}

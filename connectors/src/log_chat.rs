@@ -1,0 +1,21 @@
+//! A chat for when none is configured: messages go to the log (stderr), said plainly, so that
+//! a playbook's notifications are seen rather than lost. The Slack connector replaces it.
+
+use async_trait::async_trait;
+use cordon_engine::cloud::{Chat, CloudResult};
+
+/// Chat messages written to the log.
+#[derive(Debug, Default)]
+pub struct LogChat;
+
+#[async_trait]
+impl Chat for LogChat {
+    async fn post(&self, channel: Option<&str>, text: &str) -> CloudResult<()> {
+        tracing::warn!(
+            channel = channel.unwrap_or("(default)"),
+            text,
+            "No chat configured; message logged instead"
+        );
+        Ok(())
+    }
+}
