@@ -296,7 +296,9 @@ fn main() {
     criterion_group(&mut c, &fx);
     c.final_summary();
     // `cargo bench` passes `--bench`; `cargo test --benches` does not and wants a quick smoke run.
-    if std::env::args().any(|a| a == "--bench") {
+    // Under `--profile-time` (for a profiler) only the criterion loop runs.
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--profile-time") {
         ratio(&fx);
     }
 }
