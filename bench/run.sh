@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The engine's benchmarks, in release mode, with short criterion runs (the machines are shared:
+# every target is a ratio against a baseline measured in the same run). About 3-5 minutes.
+#
+#   bench/run.sh            # all three
+#   bench/run.sh ingest     # one of: ingest journal memory
+#
+# Figures and targets:
+# - ingest:  normalize + match one GuardDuty finding against 1 and 1,000 playbooks, vs a bare
+#            serde_json parse. Targets: 1000/parse <= 3x, 1000/1 <= 1.5x.
+# - journal: a 5-step run end to end, every transition flushed, vs bare sled insert + flush
+#            pairs on the same disk. Target: run <= 2x bare.
+# - memory:  RSS of one process holding 10,000 runs waiting for approval. Target < 200 MB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Short criterion runs; override with e.g. CRITERION_ARGS="--measurement-time 10".
+CRITERION_ARGS=${CRITERION_ARGS:---warm-up-time 1 --measurement-time 3}
+which=${1:-all}
+
+# Build everything first, so build output does not interleave with the figures.
+cargo bench -p cordon-engine --bench ingest --bench journal --no-run
+cargo build --profile bench -p cordon-engine --example waiting_runs
+
+if [[ $which == all || $which == ingest ]]; then
+    echo "== ingest =="
+    # shellcheck disable=SC2086
+    cargo bench -p cordon-engine --bench ingest -- $CRITERION_ARGS
+fi
+if [[ $which == all || $which == journal ]]; then
+    echo "== journal =="
+    # shellcheck disable=SC2086
+    cargo bench -p cordon-engine --bench journal -- $CRITERION_ARGS
+fi
+if [[ $which == all || $which == memory ]]; then
+    echo "== memory =="
+    cargo run --profile bench -q -p cordon-engine --example waiting_runs -- "${WAITING_RUNS:-10000}"
+fi
