@@ -13,6 +13,9 @@ use serde_json::{json, Value};
 use super::{
     args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params,
 };
+use futures_util::future::join_all;
+use tokio::sync::Semaphore;
+
 use crate::clock::rfc3339;
 use crate::cloud::{ErrorKind, Target};
 
@@ -30,7 +33,7 @@ static META: ActionMeta = ActionMeta {
             description: "account ids, or \"all\" for every account where the role exists (default: the target account)",
         },
     ],
-    iam_actions: &["iam:GetRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "organizations:ListAccounts"],
+    iam_actions: &["iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "organizations:ListAccounts"],
     example: "- id: revoke\n  action: iam.revoke_role_sessions\n  with:\n    role: ${finding.resources[0].id}\n",
     idempotent: true,
     undo: Some("restore the role's previous revoke policy, or delete it"),
@@ -50,7 +53,7 @@ enum Accounts {
     List(Vec<String>),
 }
 
-/// Per account: whether the role exists and what revoke policy it already had.
+/// Per account: the revoke policy the role already had, or why the account could not be read.
 #[derive(Serialize, Deserialize)]
 struct Before {
     role: String,
@@ -60,7 +63,6 @@ struct Before {
 #[derive(Serialize, Deserialize)]
 struct AccountBefore {
     account: String,
-    exists: bool,
     previous: Option<String>,
     /// Why the account could not be read (no response role there, access denied...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,6 +82,9 @@ pub(crate) fn revoke_document(now_ms: u64) -> String {
     })
     .to_string()
 }
+
+/// Accounts worked on at once: the connectors' per-account rate limits do the rest.
+const FAN_OUT: usize = 16;
 
 fn in_account(ctx: &Context<'_>, account: &str) -> Target {
     Target {
@@ -102,51 +107,39 @@ impl Action for RevokeRoleSessions {
             Some(Accounts::Named(s)) => vec![s],
             Some(Accounts::List(l)) => l,
         };
-        let mut out = Vec::with_capacity(accounts.len());
-        for account in accounts {
-            let t = in_account(ctx, &account);
-            let role = match ctx.cloud.iam.get_role(&t, &a.role).await {
-                Ok(role) => role,
-                // Throttling and 5xx: let the runner retry the step.
-                Err(e) if e.kind.is_retryable() => return Err(e.into()),
-                // One account out of reach must not stop the others from being contained.
-                Err(e) => {
-                    out.push(AccountBefore {
+        let name = &ctx.settings.revoke_policy_name;
+        let gate = Semaphore::new(FAN_OUT);
+        let reads = accounts.into_iter().map(|account| {
+            let (gate, role) = (&gate, &a.role);
+            async move {
+                let _turn = gate.acquire().await;
+                let t = in_account(ctx, &account);
+                // A missing role and a missing policy both read as "no previous policy"; the
+                // write tells them apart.
+                match ctx.cloud.iam.get_role_policy(&t, role, name).await {
+                    Ok(previous) => Ok(AccountBefore {
                         account,
-                        exists: false,
+                        previous,
+                        unreachable: None,
+                    }),
+                    // Throttling and 5xx: let the runner retry the step.
+                    Err(e) if e.kind.is_retryable() => Err(e),
+                    // One account out of reach must not stop the others from being contained.
+                    Err(e) => Ok(AccountBefore {
+                        account,
                         previous: None,
                         unreachable: Some(e.message),
-                    });
-                    continue;
-                }
-            };
-            if let Some(r) = &role {
-                if r.is_service_linked() {
-                    return Err(ActionError::Refused(format!(
-                        "{} is a service-linked role; IAM cannot revoke its sessions",
-                        r.arn
-                    )));
+                    }),
                 }
             }
-            let previous = match role {
-                Some(_) => {
-                    ctx.cloud
-                        .iam
-                        .get_role_policy(&t, &a.role, &ctx.settings.revoke_policy_name)
-                        .await?
-                }
-                None => None,
-            };
-            out.push(AccountBefore {
-                account,
-                exists: role.is_some(),
-                previous,
-                unreachable: None,
-            });
-        }
+        });
+        let accounts = join_all(reads)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(to_value(&Before {
             role: a.role,
-            accounts: out,
+            accounts,
         }))
     }
 
@@ -159,26 +152,39 @@ impl Action for RevokeRoleSessions {
         let before: Before = record(prepared)?;
         let name = &ctx.settings.revoke_policy_name;
         let doc = revoke_document(ctx.now_ms);
-        let mut revoked = Vec::new();
-        for acct in before.accounts.iter().filter(|a| a.exists) {
-            let t = in_account(ctx, &acct.account);
-            ctx.cloud
-                .iam
-                .put_role_policy(&t, &before.role, name, &doc)
-                .await?;
-            let read = ctx
-                .cloud
-                .iam
-                .get_role_policy(&t, &before.role, name)
-                .await?;
-            if read.as_deref().map(same_json) != Some(same_json(&doc)) {
-                return Err(ActionError::Verify(format!(
-                    "role {} in {} does not carry the revoke policy after PutRolePolicy",
-                    before.role, acct.account
-                )));
-            }
-            revoked.push(acct.account.clone());
-        }
+        let gate = Semaphore::new(FAN_OUT);
+        let writes = before
+            .accounts
+            .iter()
+            .filter(|a| a.unreachable.is_none())
+            .map(|acct| {
+                let (gate, role, doc) = (&gate, &before.role, &doc);
+                async move {
+                    let _turn = gate.acquire().await;
+                    let t = in_account(ctx, &acct.account);
+                    match ctx.cloud.iam.put_role_policy(&t, role, name, doc).await {
+                        Ok(()) => {}
+                        // No such role in this account: nothing to revoke there.
+                        Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+                        Err(e) => return Err(ActionError::from(e)),
+                    }
+                    let read = ctx.cloud.iam.get_role_policy(&t, role, name).await?;
+                    if read.as_deref().map(same_json) != Some(same_json(doc)) {
+                        return Err(ActionError::Verify(format!(
+                        "role {role} in {} does not carry the revoke policy after PutRolePolicy",
+                        acct.account
+                    )));
+                    }
+                    Ok(Some(acct.account.clone()))
+                }
+            });
+        let revoked: Vec<String> = join_all(writes)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect();
         let unreachable: Vec<String> = before
             .accounts
             .iter()
@@ -220,39 +226,40 @@ impl Action for RevokeRoleSessions {
     async fn undo(&self, ctx: &Context<'_>, prepared: &Value) -> Result<Value, ActionError> {
         let before: Before = record(prepared)?;
         let name = &ctx.settings.revoke_policy_name;
-        let mut restored = Vec::new();
-        for acct in before.accounts.iter().filter(|a| a.exists) {
-            let t = in_account(ctx, &acct.account);
-            match &acct.previous {
-                Some(doc) => {
-                    ctx.cloud
-                        .iam
-                        .put_role_policy(&t, &before.role, name, doc)
-                        .await?
+        let gate = Semaphore::new(FAN_OUT);
+        let restores = before
+            .accounts
+            .iter()
+            .filter(|a| a.unreachable.is_none())
+            .map(|acct| {
+                let (gate, role) = (&gate, &before.role);
+                async move {
+                    let _turn = gate.acquire().await;
+                    let t = in_account(ctx, &acct.account);
+                    let undone = match &acct.previous {
+                        Some(doc) => ctx.cloud.iam.put_role_policy(&t, role, name, doc).await,
+                        None => ctx.cloud.iam.delete_role_policy(&t, role, name).await,
+                    };
+                    match undone {
+                        // Already gone, or no such role here: nothing to restore.
+                        Err(e) if e.kind == ErrorKind::NotFound => {}
+                        Err(e) => return Err(ActionError::from(e)),
+                        Ok(()) => {}
+                    }
+                    let now = ctx.cloud.iam.get_role_policy(&t, role, name).await?;
+                    if now.as_deref().map(same_json) != acct.previous.as_deref().map(same_json) {
+                        return Err(ActionError::Verify(format!(
+                            "role {role} in {} was not restored",
+                            acct.account
+                        )));
+                    }
+                    Ok(json!({"account": acct.account, "policy_present": now.is_some()}))
                 }
-                None => match ctx
-                    .cloud
-                    .iam
-                    .delete_role_policy(&t, &before.role, name)
-                    .await
-                {
-                    Err(e) if e.kind != ErrorKind::NotFound => return Err(e.into()),
-                    _ => {}
-                },
-            }
-            let now = ctx
-                .cloud
-                .iam
-                .get_role_policy(&t, &before.role, name)
-                .await?;
-            if now.as_deref().map(same_json) != acct.previous.as_deref().map(same_json) {
-                return Err(ActionError::Verify(format!(
-                    "role {} in {} was not restored",
-                    before.role, acct.account
-                )));
-            }
-            restored.push(json!({"account": acct.account, "policy_present": now.is_some()}));
-        }
+            });
+        let restored = join_all(restores)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(json!({"role": before.role, "accounts": restored}))
     }
 }

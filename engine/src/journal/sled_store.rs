@@ -2,7 +2,8 @@
 //!
 //! Keys start with a record-kind byte (never reused once used), then ids, then big-endian
 //! numbers, so that order on disk is order in time (run ids are UUIDv7):
-//! - `R` run id -> the run (JSON)
+//! - `I` run id -> the run's immutable part, written once (playbook text, event, finding...)
+//! - `M` run id -> the run's mutable part (state, steps, error), rewritten at each transition
 //! - `D` dedup key -> run id
 //! - `T` run id 0x00 seq(u64 BE) -> timeline entry (JSON)
 //! - `O` run id -> nothing: the run is open (unfinished or waiting), so start-up need not scan all
@@ -20,7 +21,9 @@ use crate::run::{Run, RunState};
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 const LOCK_POLL: Duration = Duration::from_millis(20);
 
-const RUN: u8 = b'R';
+// `R` (a whole run per record) was used by the first development builds; never reuse it.
+const RUN: u8 = b'I';
+const MUTABLE: u8 = b'M';
 const DEDUP: u8 = b'D';
 const TIMELINE: u8 = b'T';
 const OPEN: u8 = b'O';
@@ -45,6 +48,37 @@ fn storage(e: impl std::fmt::Display) -> JournalError {
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(storage)
+}
+
+/// The part of a run that changes after creation; everything else is written once.
+#[derive(serde::Serialize)]
+struct MutableRef<'a> {
+    state: RunState,
+    steps: &'a [crate::run::StepRecord],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: &'a Option<String>,
+    updated_ms: u64,
+}
+
+const MUTABLE_FIELDS: [&str; 4] = ["state", "steps", "error", "updated_ms"];
+
+fn encode_mutable(run: &Run) -> Result<Vec<u8>> {
+    encode(&MutableRef {
+        state: run.state,
+        steps: &run.steps,
+        error: &run.error,
+        updated_ms: run.updated_ms,
+    })
+}
+
+fn encode_immutable(run: &Run) -> Result<Vec<u8>> {
+    let mut v = serde_json::to_value(run).map_err(storage)?;
+    if let Some(map) = v.as_object_mut() {
+        for f in MUTABLE_FIELDS {
+            map.remove(f);
+        }
+    }
+    encode(&v)
 }
 
 fn is_open(state: RunState) -> bool {
@@ -107,13 +141,14 @@ impl SledJournal {
 
 impl Journal for SledJournal {
     fn insert(&self, run: &Run, entry: &Entry) -> Result<Inserted> {
-        let (rk, dk, ok, tk) = (
+        let (rk, mk, dk, ok, tk) = (
             key(RUN, &run.id),
+            key(MUTABLE, &run.id),
             key(DEDUP, &run.dedup_key),
             key(OPEN, &run.id),
             self.timeline_key(&run.id)?,
         );
-        let (rv, ev) = (encode(run)?, encode(entry)?);
+        let (rv, mv, ev) = (encode_immutable(run)?, encode_mutable(run)?, encode(entry)?);
         let outcome = (&self.tree,).transaction(|(t,)| {
             if let Some(existing) = t.get(&dk)? {
                 return Err(ConflictableTransactionError::Abort(
@@ -122,6 +157,7 @@ impl Journal for SledJournal {
             }
             t.insert(dk.as_slice(), run.id.as_bytes())?;
             t.insert(rk.as_slice(), rv.as_slice())?;
+            t.insert(mk.as_slice(), mv.as_slice())?;
             t.insert(tk.as_slice(), ev.as_slice())?;
             if is_open(run.state) {
                 t.insert(ok.as_slice(), &[][..])?;
@@ -140,7 +176,7 @@ impl Journal for SledJournal {
 
     fn update(&self, run: &Run, entry: &Entry) -> Result<()> {
         let mut batch = sled::Batch::default();
-        batch.insert(key(RUN, &run.id), encode(run)?);
+        batch.insert(key(MUTABLE, &run.id), encode_mutable(run)?);
         batch.insert(self.timeline_key(&run.id)?, encode(entry)?);
         if is_open(run.state) {
             batch.insert(key(OPEN, &run.id), &[][..]);
@@ -152,15 +188,26 @@ impl Journal for SledJournal {
     }
 
     fn get(&self, id: &str) -> Result<Option<Run>> {
-        let Some(bytes) = self.tree.get(key(RUN, id)).map_err(storage)? else {
+        let corrupt = |message: String| JournalError::Corrupt {
+            key: format!("run {id}"),
+            message,
+        };
+        let Some(fixed) = self.tree.get(key(RUN, id)).map_err(storage)? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
+        let changing = self
+            .tree
+            .get(key(MUTABLE, id))
+            .map_err(storage)?
+            .ok_or_else(|| corrupt("its state record is missing".into()))?;
+        let mut run: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&fixed).map_err(|e| corrupt(e.to_string()))?;
+        let state: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&changing).map_err(|e| corrupt(e.to_string()))?;
+        run.extend(state);
+        serde_json::from_value(serde_json::Value::Object(run))
             .map(Some)
-            .map_err(|e| JournalError::Corrupt {
-                key: format!("run {id}"),
-                message: e.to_string(),
-            })
+            .map_err(|e| corrupt(e.to_string()))
     }
 
     fn ids(&self) -> Result<Vec<String>> {

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::{compile, LoadError, Mode, PlaybookRef};
 use crate::event::FindingEvent;
 use crate::pattern::{Condition, PatternSet};
-use crate::script::{Context, Sandbox};
+use crate::script::{Context, Sandbox, Script};
 
 /// The loaded playbooks.
 #[derive(Default)]
@@ -202,22 +202,33 @@ impl PlaybookSet {
                 outcome: MatchOutcome::CustomAction,
             });
         }
-        let ctx = trigger_context(fe);
-        for idx in self.patterns.matches(&fe.event) {
-            let Some(p) = self.playbooks.get(idx) else {
-                continue;
-            };
-            if out.iter().any(|m| Arc::ptr_eq(&m.playbook, p)) {
-                continue;
-            }
-            let outcome = match (&p.when, p.mode) {
-                (_, Mode::Manual) => MatchOutcome::ManualOnly,
-                (None, _) => MatchOutcome::Run,
-                (Some(w), _) => match sandbox.eval_bool(w, &ctx) {
+        let matched: Vec<&PlaybookRef> = self
+            .patterns
+            .matches(&fe.event)
+            .into_iter()
+            .filter_map(|idx| self.playbooks.get(idx))
+            .filter(|p| !out.iter().any(|m| Arc::ptr_eq(&m.playbook, p)))
+            .collect();
+        // The script context is built only if a matched playbook has a `when`, and holds only
+        // what those scripts mention: converting the whole event costs more than matching.
+        let whens: Vec<&Script> = matched
+            .iter()
+            .filter(|p| p.mode != Mode::Manual)
+            .filter_map(|p| p.when.as_ref())
+            .collect();
+        let ctx = (!whens.is_empty()).then(|| {
+            let uses = |name: &str| whens.iter().any(|w| w.mentions(name));
+            trigger_context(fe, uses("event"), uses("finding"))
+        });
+        for p in matched {
+            let outcome = match (&p.when, p.mode, &ctx) {
+                (_, Mode::Manual, _) => MatchOutcome::ManualOnly,
+                (Some(w), _, Some(ctx)) => match sandbox.eval_bool(w, ctx) {
                     Ok(true) => MatchOutcome::Run,
                     Ok(false) => MatchOutcome::WhenFalse,
                     Err(e) => MatchOutcome::WhenError(e.to_string()),
                 },
+                _ => MatchOutcome::Run,
             };
             out.push(Match {
                 playbook: p.clone(),
@@ -253,8 +264,20 @@ impl PlaybookSet {
     }
 }
 
-/// What a trigger's `when` sees: the event and the finding (no vars, steps or run yet).
-pub(crate) fn trigger_context(fe: &FindingEvent) -> Context {
-    let finding = serde_json::to_value(&fe.finding).unwrap_or(Value::Null);
-    Context::new(&fe.event, &finding, &json!({}), &json!({}), &json!({}))
+/// What a trigger's `when` sees: the event and the finding (no vars, steps or run yet), each
+/// converted only if wanted.
+pub(crate) fn trigger_context(fe: &FindingEvent, event: bool, finding: bool) -> Context {
+    let empty = json!({});
+    let finding = if finding {
+        serde_json::to_value(&fe.finding).unwrap_or(Value::Null)
+    } else {
+        json!({})
+    };
+    Context::new(
+        if event { &fe.event } else { &empty },
+        &finding,
+        &empty,
+        &empty,
+        &empty,
+    )
 }

@@ -455,6 +455,18 @@ impl Script {
     pub fn step_refs(&self) -> Vec<String> {
         self.step_refs.to_vec()
     }
+
+    /// Whether the script's text mentions `name` as a whole word. Callers use it to skip
+    /// converting variables a script cannot read; a mention inside a string or comment only
+    /// costs a conversion that was not needed.
+    pub fn mentions(&self, name: &str) -> bool {
+        let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        self.source.match_indices(name).any(|(i, _)| {
+            let before = self.source[..i].chars().next_back();
+            let after = self.source[i + name.len()..].chars().next();
+            !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+        })
+    }
 }
 
 /// The variables a script sees, converted from JSON once and reused for every script and
@@ -584,7 +596,12 @@ mod tests {
 
     #[test]
     fn endless_loops_hit_the_operation_budget() {
-        let sb = sandbox();
+        // A generous clock, so that on a loaded machine the operation count, the limit under
+        // test, is still what stops the loop (the time budget has its own test).
+        let sb = Sandbox::new(Limits {
+            time: Duration::from_secs(30),
+            ..Limits::default()
+        });
         for src in [
             "loop {}",
             "while true {}",
@@ -1096,6 +1113,17 @@ mod tests {
             .expect("compiles")
             .step_refs()
             .is_empty());
+    }
+
+    #[test]
+    fn mentions_finds_whole_words_only() {
+        let sb = sandbox();
+        let s = sb
+            .compile("finding.severity > 7 && vars.events_seen > 0")
+            .unwrap();
+        assert!(s.mentions("finding"));
+        assert!(s.mentions("vars"));
+        assert!(!s.mentions("event"), "`events_seen` is not `event`");
     }
 
     #[test]
