@@ -878,7 +878,7 @@ async fn run_command_sends_the_document_to_the_instance() {
     let c = &cmds[0];
     assert_eq!(c.command_id(), Some(command_id.as_str()));
     assert_eq!(c.document_name(), Some("AWS-RunShellScript"));
-    assert_eq!(c.instance_ids(), [inst.clone()]);
+    assert_eq!(c.instance_ids(), std::slice::from_ref(&inst));
     assert_eq!(
         c.parameters().and_then(|p| p.get("commands")).cloned(),
         Some(vec!["uname -a".to_string()])
@@ -934,5 +934,80 @@ async fn put_event_on_a_bus_and_on_a_missing_bus() {
     assert_eq!(run["state"], "failed", "{run}");
     let err = step(&run, "audit")["error"].as_str().unwrap_or_default();
     assert!(err.contains("no-such-bus"), "{run}");
+    o.check_call_coverage();
+}
+
+/// Every AssumeRole moto received: (account, role ARN, session name, ExternalId), from moto's
+/// own state dump (`/moto-api/data.json`), which records each assumed session.
+fn assumed_roles(moto: &Moto) -> Vec<(String, String, String, Option<String>)> {
+    let resp =
+        common::moto::http(&moto.endpoint, "GET", "/moto-api/data.json").expect("moto state");
+    let body = resp.split_once("\r\n\r\n").expect("an HTTP body").1;
+    let data: Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("moto state is not JSON ({e})"));
+    data["sts"]["AssumedRole"]
+        .as_array()
+        .expect("moto records assumed roles")
+        .iter()
+        .map(|r| {
+            (
+                r["account_id"].as_str().unwrap().to_string(),
+                r["role_arn"].as_str().unwrap().to_string(),
+                r["session_name"].as_str().unwrap().to_string(),
+                r["external_id"].as_str().map(String::from),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn member_accounts_are_reached_through_the_configured_role_with_the_run_as_session_name() {
+    let o = Org::new().await;
+    std::fs::write(
+        o.c.path().join("cordon.yaml"),
+        "aws:\n  role_arn: \"arn:aws:iam::{account}:role/IR-Responder\"\n  external_id: cordon-ext-1\n",
+    )
+    .unwrap();
+    for acct in [&o.a, &o.b] {
+        o.iam(acct)
+            .await
+            .create_role()
+            .role_name("app-server-role")
+            .assume_role_policy_document(TRUST)
+            .send()
+            .await
+            .unwrap();
+    }
+    let event = o.c.event("exfil.json", &exfiltration_event(&o.a));
+    o.cordon(&["run", "--cloud", "aws", "--event", &event], 0);
+    let run = o.run_of("revoke-role-sessions");
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let run_id = run["id"].as_str().unwrap();
+
+    // The test's own set-up sessions are named test-setup; cordon's are the rest.
+    let cordon: Vec<_> = assumed_roles(&o.moto)
+        .into_iter()
+        .filter(|(_, _, name, _)| name != "test-setup")
+        .collect();
+    let mut accounts: Vec<&str> = cordon.iter().map(|(a, ..)| a.as_str()).collect();
+    accounts.sort();
+    accounts.dedup();
+    let mut want = vec![MANAGEMENT, o.a.as_str(), o.b.as_str()];
+    want.sort();
+    assert_eq!(
+        accounts, want,
+        "one session in every account it looked in: {cordon:?}"
+    );
+    for (account, arn, name, ext) in &cordon {
+        assert_eq!(arn, &format!("arn:aws:iam::{account}:role/IR-Responder"));
+        assert_eq!(
+            name,
+            &format!("cordon-{run_id}"),
+            "CloudTrail ties the calls to the run"
+        );
+        assert_eq!(ext.as_deref(), Some("cordon-ext-1"));
+    }
+    // One AssumeRole per account and run, not one per call.
+    assert_eq!(cordon.len(), 3, "{cordon:?}");
     o.check_call_coverage();
 }
