@@ -383,6 +383,22 @@ async fn isolate_ec2_instance_then_release() {
             "{eni} holds only the isolation group"
         );
     }
+    // The interface went through the allow-all group first, so that open flows are cut.
+    let untrack = ec2a
+        .describe_security_groups()
+        .filters(filter("vpc-id", &vpc))
+        .filters(filter("group-name", "cordon-isolation-untrack"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(untrack.security_groups().len(), 1);
+    assert!(!untrack.security_groups()[0].ip_permissions().is_empty());
+    let swaps = std::fs::read_to_string(&o.log)
+        .unwrap()
+        .lines()
+        .filter(|l| *l == format!("ec2:ModifyNetworkInterfaceAttribute {}", o.a))
+        .count();
+    assert_eq!(swaps, 2, "allow-all group, then the isolation group");
     assert!(termination_protection(&ec2a, &inst).await);
     let tags = instance_tags(&ec2a, &inst).await;
     assert!(
@@ -577,6 +593,23 @@ async fn revoke_role_sessions_in_every_member_holding_the_role_then_release() {
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
     revoked.sort();
+    let looked: Vec<(&str, bool, bool)> = revoke["prepared"]["accounts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{revoke}"))
+        .iter()
+        .map(|a| {
+            (
+                a["account"].as_str().unwrap(),
+                a["exists"].as_bool().unwrap(),
+                a["unreachable"].is_string(),
+            )
+        })
+        .collect();
+    assert!(
+        looked.contains(&(MANAGEMENT, false, false)),
+        "the management account was looked in and has no such role: {looked:?}"
+    );
+    assert_eq!(looked.len(), 3, "{looked:?}");
     let mut want = vec![o.a.clone(), o.b.clone()];
     want.sort();
     assert_eq!(revoked, want);
