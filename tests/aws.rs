@@ -971,7 +971,28 @@ async fn run_command_sends_the_document_to_the_instance() {
 async fn put_event_on_a_bus_and_on_a_missing_bus() {
     let o = Org::new().await;
     let eb = aws_sdk_eventbridge::Client::new(&o.moto.config().await);
-    eb.create_event_bus().name("audit").send().await.unwrap();
+    let bus_arn = eb
+        .create_event_bus()
+        .name("audit")
+        .send()
+        .await
+        .unwrap()
+        .event_bus_arn()
+        .unwrap()
+        .to_string();
+    // An archive on the bus keeps the events matching its pattern: cordon's step event (the step's
+    // `detail` nested in cordon's own, beside the run, step and account), about this finding.
+    let finding = exfiltration_event(&o.a)["detail"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    eb.create_archive()
+        .archive_name("cordon-audit")
+        .event_source_arn(&bus_arn)
+        .event_pattern(json!({"source": ["cordon"], "detail-type": ["cordon step"], "detail": {"account": [o.a], "detail": {"finding": [finding]}}}).to_string())
+        .send()
+        .await
+        .unwrap();
     let step_to = |bus: &str| {
         format!("  - id: audit\n    action: eventbridge.put_event\n    with:\n      bus: {bus}\n      detail:\n        finding: ${{finding.id}}\n")
     };
@@ -992,6 +1013,17 @@ async fn put_event_on_a_bus_and_on_a_missing_bus() {
         0,
     );
     assert_eq!(o.run_of("audit")["state"], "succeeded");
+    let archived = eb
+        .describe_archive()
+        .archive_name("cordon-audit")
+        .send()
+        .await
+        .unwrap()
+        .event_count();
+    assert_eq!(
+        archived, 1,
+        "the event reached the bus with source cordon and the finding"
+    );
 
     let pb = playbook_dir(&o, "audit-missing", &step_to("no-such-bus"));
     o.cordon(
