@@ -35,7 +35,10 @@ fn server_binary() -> String {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// A bare HTTP request to loopback (the emulator's own API), without an HTTP client crate.
@@ -59,20 +62,33 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .expect("start moto_server");
-        let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if http(&moto.endpoint, "GET", "/moto-api/data.json").is_some_and(|r| r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200")) {
+            if http(&moto.endpoint, "GET", "/moto-api/data.json")
+                .is_some_and(|r| r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200"))
+            {
                 return moto;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("moto_server did not answer on {} within 30 s", moto.endpoint);
+        panic!(
+            "moto_server did not answer on {} within 30 s",
+            moto.endpoint
+        );
     }
 
     /// Points a `cordon` command at the emulator through the standard AWS variables only.
     pub fn env(&self, cmd: &mut Command) {
-        for var in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"] {
+        for var in [
+            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "AWS_CONFIG_FILE",
+            "AWS_SHARED_CREDENTIALS_FILE",
+        ] {
             cmd.env_remove(var);
         }
         cmd.env("AWS_ENDPOINT_URL", &self.endpoint)
@@ -98,7 +114,9 @@ impl Moto {
         let sts = aws_sdk_sts::Client::new(&base);
         let out = sts
             .assume_role()
-            .role_arn(format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole"))
+            .role_arn(format!(
+                "arn:aws:iam::{account}:role/OrganizationAccountAccessRole"
+            ))
             .role_session_name("test-setup")
             .send()
             .await
@@ -107,7 +125,13 @@ impl Moto {
         aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(c.access_key_id(), c.secret_access_key(), Some(c.session_token().to_string()), None, "test"))
+            .credentials_provider(Credentials::new(
+                c.access_key_id(),
+                c.secret_access_key(),
+                Some(c.session_token().to_string()),
+                None,
+                "test",
+            ))
             .load()
             .await
     }
