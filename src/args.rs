@@ -123,6 +123,77 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the least-privilege IAM policies the loaded playbooks need.
+    Policy {
+        /// `cloudformation`: the member role as a StackSet-ready CloudFormation template
+        /// (cordon's own identity is always a policy document).
+        #[arg(long, default_value = "json")]
+        format: PolicyFormat,
+        /// Whose policy: the response role in member accounts, cordon's own identity, or both.
+        #[arg(long = "for", default_value = "both")]
+        whose: PolicyFor,
+    },
+    /// Set up EventBridge delivery of findings to `cordon serve`.
+    Eventbridge {
+        #[command(subcommand)]
+        command: EventbridgeCommand,
+    },
+}
+
+/// `cordon policy --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyFormat {
+    /// IAM policy documents.
+    Json,
+    /// A CloudFormation template creating the member response role.
+    Cloudformation,
+}
+
+/// `cordon policy --for`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyFor {
+    /// The response role in each member account.
+    Member,
+    /// cordon's own identity.
+    Home,
+    /// `{"member_role": ..., "cordon_identity": ...}`.
+    Both,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventbridgeCommand {
+    /// Create or update (idempotently) the connection, API destination, rule and target that
+    /// deliver findings to cordon. The API key is read from CORDON_API_KEY.
+    Install(InstallArgs),
+}
+
+/// `cordon eventbridge install`.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// cordon's HTTPS endpoint EventBridge POSTs events to.
+    #[arg(long)]
+    pub endpoint: String,
+    /// The role EventBridge assumes to invoke the API destination (events:InvokeApiDestination).
+    #[arg(long)]
+    pub role_arn: String,
+    /// The event bus for the rule.
+    #[arg(long, default_value = "default")]
+    pub bus: String,
+    /// Name of the connection, API destination, rule and target.
+    #[arg(long, default_value = "cordon")]
+    pub name: String,
+    /// SQS queue for events EventBridge gives up delivering.
+    #[arg(long)]
+    pub dlq_arn: Option<String>,
+    /// Delivery retries (EventBridge allows 0 to 185).
+    #[arg(long, default_value_t = 185, value_parser = clap::value_parser!(i32).range(0..=185))]
+    pub max_retries: i32,
+    /// How long EventBridge retries an event, in seconds (60 to 86400).
+    #[arg(long, default_value_t = 86400, value_parser = clap::value_parser!(i32).range(60..=86400))]
+    pub max_age_seconds: i32,
+    /// Invocations per second allowed to the endpoint (1 to 300); EventBridge queues the rest.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(1..=300))]
+    pub rate: i32,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,13 +3,14 @@
 mod app;
 mod args;
 mod commands;
+mod deploy;
 mod embedded;
 mod render;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::args::{Cli, Command, LogFormat, RunsCommand};
+use crate::args::{Cli, Command, EventbridgeCommand, LogFormat, RunsCommand};
 
 fn init_logs(format: LogFormat, verbose: u8) {
     let default = match verbose {
@@ -64,6 +65,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Release { run, by } => commands::release(&app, &run, &by).await,
         Command::Resume => commands::resume(&app).await,
         Command::Actions { json } => commands::actions_list(json),
+        Command::Policy { format, whose } => deploy::policy(&app, format, whose),
+        Command::Eventbridge {
+            command: EventbridgeCommand::Install(args),
+        } => deploy::eventbridge_install(&app, &args).await,
     }
 }
 

@@ -2,6 +2,8 @@
 //! binary, and readers for the simulated world it leaves beside the journal.
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -10,11 +10,13 @@
 //! - `error`: SDK errors into the engine's error kinds.
 //! - `meter`: per-account, per-service rate limit and call accounting.
 //! - `org`, `iam`, `ec2`, `ssm`, `events`: one trait implementation each.
+//! - `install`: `cordon eventbridge install`, the EventBridge delivery to `cordon serve`.
 
 mod ec2;
 mod error;
 mod events;
 mod iam;
+pub mod install;
 mod meter;
 mod org;
 mod session;

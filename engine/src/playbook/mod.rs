@@ -5,8 +5,10 @@
 //! - `compile`: checks and compiles one file; every error names file, line and field.
 //! - `locate`: finds the line of a field in the YAML text.
 //! - `set`: all loaded playbooks and the one matcher over their triggers.
+//! - `cover`: the EventBridge rule pattern that delivers every event the playbooks could match.
 
 mod compile;
+mod cover;
 mod locate;
 mod raw;
 mod set;
