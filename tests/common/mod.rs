@@ -9,8 +9,6 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-pub mod moto;
-
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
