@@ -23,10 +23,8 @@
 //!   go to `tracing` at debug level, truncated;
 //! - variables must be declared (`strict_variables`), so a typo such as `findng.x` is a compile
 //!   error with a position rather than a silent `()`.
-//! - each evaluation runs on one of the sandbox's own threads, whose stack is sized for the
-//!   deepest value the size limits allow, because Rhai clones, compares and prints nested
-//!   values recursively (see `pool`); the threads live as long as the sandbox, so a call costs
-//!   a hand-off between threads, not a thread spawn.
+//! - each evaluation runs on a stack segment sized for the deepest value the size limits
+//!   allow, because Rhai clones, compares and prints nested values recursively (see `stack`).
 //!
 //! # Notes for playbook authors
 //!
@@ -43,7 +41,7 @@
 
 mod error;
 mod lex;
-mod pool;
+mod stack;
 mod template;
 mod value;
 
@@ -70,8 +68,8 @@ const TIME_MARKER: &str = "cordon: wall-clock budget exhausted";
 /// nanoseconds; every 16th operation keeps that well under the cost of the operations.
 const CLOCK_EVERY_OPS: u64 = 16;
 
-/// Stack per level of value nesting for the evaluation thread: twice the ~2 KiB (release) and
-/// ~8 KiB (debug) that Rhai 1.27's recursive `==` was measured to use; see `pool`.
+/// Stack per level of value nesting for an evaluation: twice the ~2 KiB (release) and
+/// ~8 KiB (debug) that Rhai 1.27's recursive `==` was measured to use; see `stack`.
 const STACK_PER_NESTING_LEVEL: usize = if cfg!(debug_assertions) {
     16 * 1024
 } else {
@@ -190,11 +188,11 @@ impl Drop for DeadlineGuard {
 /// Evaluation is synchronous and bounded by [`Limits::time`]; a tokio task may call it directly.
 pub struct Sandbox {
     core: Arc<Core>,
-    /// Threads with a stack deep enough for any value the limits allow; see `pool`.
-    pool: pool::EvalPool,
+    /// A stack deep enough for any value the limits allow; see `stack`.
+    stack: stack::DeepStack,
 }
 
-/// What an evaluation needs, shared with the pool's threads.
+/// What an evaluation needs.
 struct Core {
     engine: Engine,
     limits: Limits,
@@ -282,7 +280,7 @@ impl Sandbox {
                 limits,
                 compile_scope,
             }),
-            pool: pool::EvalPool::new(stack_size),
+            stack: stack::DeepStack::new(stack_size),
         }
     }
 
@@ -309,21 +307,18 @@ impl Sandbox {
     /// Evaluates a compiled script against `ctx` and returns its value as JSON.
     ///
     /// Blocks the caller until the script ends, at most [`Limits::time`] later. The script runs
-    /// on one of the sandbox's threads, whose stack is large enough for any value the limits
-    /// allow (a deeply nested value would overflow a tokio worker's 2 MiB stack and abort the
-    /// process).
+    /// on a stack large enough for any value the limits allow (a deeply nested value would
+    /// overflow a tokio worker's 2 MiB stack and abort the process).
     pub fn eval(&self, script: &Script, ctx: &Context) -> Result<Value, ScriptError> {
-        let (script, ctx) = (script.clone(), ctx.clone());
-        self.pool
-            .run(&self.core, move |core| core.eval_json(&script, &ctx))
+        self.stack
+            .run(&self.core, |core| core.eval_json(script, ctx))
     }
 
     /// Evaluates a compiled script that must yield `true` or `false` (a trigger condition).
     /// Any other value, `()` included, is a [`ScriptError::Type`].
     pub fn eval_bool(&self, script: &Script, ctx: &Context) -> Result<bool, ScriptError> {
-        let (script, ctx) = (script.clone(), ctx.clone());
-        self.pool.run(&self.core, move |core| {
-            let result = core.eval_dynamic(&script, &ctx)?;
+        self.stack.run(&self.core, |core| {
+            let result = core.eval_dynamic(script, ctx)?;
             result.as_bool().map_err(|_| {
                 ScriptError::Type(format!(
                     "expected true or false, got {}",
@@ -359,11 +354,9 @@ impl Sandbox {
         match &*template.parts {
             [] => Ok(Value::String(String::new())),
             [Part::Literal(text)] => Ok(Value::String(text.clone())),
-            _ => {
-                let (template, ctx) = (template.clone(), ctx.clone());
-                self.pool
-                    .run(&self.core, move |core| core.render(&template, &ctx))
-            }
+            _ => self
+                .stack
+                .run(&self.core, |core| core.render(template, ctx)),
         }
     }
 }
@@ -473,7 +466,7 @@ impl Script {
 /// template evaluated at one site (a trigger, a step's parameters).
 #[derive(Debug, Clone)]
 pub struct Context {
-    /// In [`VARIABLES`] order; shared, so handing a context to an evaluation thread is cheap.
+    /// In [`VARIABLES`] order; shared, so cloning a context is cheap.
     values: Arc<[Dynamic; 5]>,
 }
 
@@ -681,7 +674,7 @@ mod tests {
     fn recursive_operations_on_deep_values_do_not_overflow_the_stack() {
         // Rhai clones, compares and prints nested values recursively. On a 2 MiB stack each of
         // these aborted the whole test process (debug build: `==` at about 500 levels); the
-        // evaluation thread's stack is sized for the deepest nesting the limits allow.
+        // evaluation stack is sized for the deepest nesting the limits allow.
         let sb = Sandbox::new(Limits {
             time: Duration::from_secs(10),
             ..Limits::default()
