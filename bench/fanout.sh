@@ -2,7 +2,7 @@
 # Fan-out benchmark (AWS connectors): revoke one role's sessions in every account of an
 # organization of N member accounts (default 200) in moto, through the real `cordon` binary.
 # Prints the wall time, the AWS calls cordon made (from CORDON_AWS_CALL_LOG) by API, and the
-# ratios against (a) the minimum the work needs: ListAccounts, one AssumeRole per account and
+# ratios against (a) the minimum the work needs: ListAccounts pages, one AssumeRole per account and
 # one PutRolePolicy per account; (b) that minimum plus the reads cordon is required to make
 # (the pre-state for release and the read-back proof: one GetRolePolicy each per account);
 # and the wall time against moto's own cost per call measured in the same run.
@@ -44,7 +44,8 @@ log, n, start, end, floor, code, out = sys.argv[1], int(sys.argv[2]), float(sys.
 calls = [l.split()[0] for l in open(log) if l.strip()]
 by = collections.Counter(calls)
 accounts = n + 1  # the members and the management account: `accounts: all`
-minimum = 1 + accounts + accounts          # ListAccounts, AssumeRole and PutRolePolicy per account
+pages = max(1, by.get("organizations:ListAccounts", 0))  # ListAccounts is paginated
+minimum = pages + accounts + accounts      # ListAccounts pages, AssumeRole and PutRolePolicy per account
 with_reads = minimum + 2 * accounts        # + pre-state and read-back GetRolePolicy per account
 wall = end - start
 floor_s = len(calls) * floor["moto_ms_per_call"] / 1000
