@@ -86,6 +86,24 @@ impl Org {
         ran
     }
 
+    /// `cordon --playbooks DIR run --cloud aws --playbook ID --event F`, asserting the exit code.
+    fn run_playbook(&self, dir: &str, id: &str, event: &str, code: i32) -> Ran {
+        self.cordon(
+            &[
+                "--playbooks",
+                dir,
+                "run",
+                "--cloud",
+                "aws",
+                "--playbook",
+                id,
+                "--event",
+                event,
+            ],
+            code,
+        )
+    }
+
     fn json(&self, args: &[&str], code: i32) -> Value {
         let mut a = args.to_vec();
         a.push("--json");
@@ -819,20 +837,7 @@ async fn rotate_access_key_keeps_the_secret_out_of_the_journal() {
         "  - id: rotate\n    action: iam.rotate_access_key\n    with:\n      user: ${finding.user_name}\n      key_id: ${finding.resources.filter(|r| r.type == \"AccessKey\")[0].id}\n",
     );
     let event = o.c.event("key.json", &user_key_event(&o.a, "carol", &old));
-    let ran = o.cordon(
-        &[
-            "--playbooks",
-            &pb,
-            "run",
-            "--cloud",
-            "aws",
-            "--playbook",
-            "rotate",
-            "--event",
-            &event,
-        ],
-        0,
-    );
+    let ran = o.run_playbook(&pb, "rotate", &event, 0);
     let keys = iam
         .list_access_keys()
         .user_name("carol")
@@ -930,20 +935,7 @@ async fn run_command_sends_the_document_to_the_instance() {
         "  - id: collect\n    action: ssm.run_command\n    with:\n      document: AWS-RunShellScript\n      instances: ${finding.resources.filter(|r| r.type == \"Instance\")[0].id}\n      parameters:\n        commands: [\"uname -a\"]\n",
     );
     let event = o.c.event("ec2.json", &ec2_event(&o.a, &inst));
-    o.cordon(
-        &[
-            "--playbooks",
-            &pb,
-            "run",
-            "--cloud",
-            "aws",
-            "--playbook",
-            "collect",
-            "--event",
-            &event,
-        ],
-        0,
-    );
+    o.run_playbook(&pb, "collect", &event, 0);
     let run = o.run_of("collect");
     assert_eq!(run["state"], "succeeded", "{run}");
     let command_id = step(&run, "collect")["output"]["command_id"]
@@ -998,20 +990,7 @@ async fn put_event_on_a_bus_and_on_a_missing_bus() {
     };
     let event = o.c.event("f.json", &exfiltration_event(&o.a));
     let pb = playbook_dir(&o, "audit", &step_to("audit"));
-    o.cordon(
-        &[
-            "--playbooks",
-            &pb,
-            "run",
-            "--cloud",
-            "aws",
-            "--playbook",
-            "audit",
-            "--event",
-            &event,
-        ],
-        0,
-    );
+    o.run_playbook(&pb, "audit", &event, 0);
     assert_eq!(o.run_of("audit")["state"], "succeeded");
     let archived = eb
         .describe_archive()
@@ -1026,20 +1005,7 @@ async fn put_event_on_a_bus_and_on_a_missing_bus() {
     );
 
     let pb = playbook_dir(&o, "audit-missing", &step_to("no-such-bus"));
-    o.cordon(
-        &[
-            "--playbooks",
-            &pb,
-            "run",
-            "--cloud",
-            "aws",
-            "--playbook",
-            "audit-missing",
-            "--event",
-            &event,
-        ],
-        3,
-    );
+    o.run_playbook(&pb, "audit-missing", &event, 3);
     let run = o.run_of("audit-missing");
     assert_eq!(run["state"], "failed", "{run}");
     // moto answers PutEvents on a missing bus with a ResourceNotFoundException for the whole call
