@@ -28,6 +28,10 @@ struct FakeAws {
 }
 
 fn start(get_role: Vec<(u16, String)>) -> FakeAws {
+    start_with(get_role, (200, ASSUME_ROLE.to_string()))
+}
+
+fn start_with(get_role: Vec<(u16, String)>, assume_role: (u16, String)) -> FakeAws {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let actions = Arc::new(Mutex::new(Vec::new()));
@@ -58,7 +62,7 @@ fn start(get_role: Vec<(u16, String)>) -> FakeAws {
                 .to_string();
             seen.lock().unwrap().push(action.clone());
             let (status, reply) = if action == "AssumeRole" {
-                (200, ASSUME_ROLE.to_string())
+                assume_role.clone()
             } else {
                 if let Some(next) = script.next() {
                     last = next;
@@ -177,4 +181,31 @@ async fn a_missing_role_is_an_answer_not_an_error() {
         None
     );
     assert_eq!(get_roles(&fake), 1);
+}
+
+#[tokio::test]
+async fn a_refused_assume_role_names_the_account_and_role() {
+    let msg = "User: arn:aws:iam::999999999999:user/cordon is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::111122223333:role/CordonResponse";
+    let fake = start_with(
+        vec![(200, GET_ROLE.into())],
+        (403, error("AccessDenied", msg)),
+    );
+    let err = cloud(&fake)
+        .await
+        .get_role(&target(), "app")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Denied);
+    assert!(
+        err.message.contains(
+            "cannot assume arn:aws:iam::111122223333:role/CordonResponse in account 111122223333"
+        ),
+        "{}",
+        err.message
+    );
+    assert_eq!(
+        get_roles(&fake),
+        0,
+        "nothing is called in an account cordon could not enter"
+    );
 }
