@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::actions;
 use crate::playbook::PlaybookSet;
 
 /// Services whose calls cordon makes with its own identity, not in member accounts.
@@ -106,14 +105,6 @@ pub fn member_role_template(playbooks: &PlaybookSet) -> Value {
         },
         "Outputs": {"ResponseRoleArn": {"Value": {"Fn::GetAtt": ["ResponseRole", "Arn"]}}}
     })
-}
-
-/// Every IAM action any action may need (for tests and `cordon actions`).
-pub fn all_actions() -> BTreeSet<&'static str> {
-    actions::all()
-        .iter()
-        .flat_map(|a| a.meta().iam_actions.iter().copied())
-        .collect()
 }
 
 #[cfg(test)]

@@ -92,14 +92,6 @@ impl SimCloud {
         self.lock().clone()
     }
 
-    /// Changes the world directly (test set-up).
-    pub fn edit<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
-        let mut w = self.lock();
-        let r = f(&mut w);
-        let _ = self.persist(&w);
-        r
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -40,7 +40,6 @@ pub struct AwsCloud {
     base: SdkConfig,
     sessions: Sessions,
     meter: Arc<Meter>,
-    settings: AwsSettings,
 }
 
 impl AwsCloud {
@@ -55,23 +54,17 @@ impl AwsCloud {
     /// Over an already loaded configuration.
     pub fn new(base: SdkConfig, settings: AwsSettings) -> AwsCloud {
         let meter = Arc::new(Meter::new(settings.calls_per_second, settings.burst));
-        let sessions = Sessions::new(&base, settings.clone(), meter.clone());
+        let sessions = Sessions::new(&base, settings, meter.clone());
         AwsCloud {
             base,
             sessions,
             meter,
-            settings,
         }
     }
 
     /// The meter (calls made so far).
     pub fn meter(&self) -> &Meter {
         &self.meter
-    }
-
-    /// The settings.
-    pub fn settings(&self) -> &AwsSettings {
-        &self.settings
     }
 
     /// The shared configuration with cordon's own identity.

@@ -21,8 +21,6 @@ mod rotate_access_key;
 mod run_command;
 mod snapshot_volumes;
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -201,6 +199,3 @@ pub(crate) fn record<T: DeserializeOwned>(value: &Value) -> Result<T, ActionErro
 pub(crate) fn to_value<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
-
-/// Shared handle to the cloud, for the runner.
-pub type SharedCloud = Arc<Cloud>;

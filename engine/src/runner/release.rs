@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::drive::split_target;
 use super::{Result, Runner, RunnerError};
@@ -110,16 +110,5 @@ impl Runner {
         let what = run.error.clone().unwrap_or_else(|| "released".into());
         self.save(&mut run, None, what)?;
         Ok(run.state)
-    }
-
-    /// Undo records of a run, for display: step id and pre-state.
-    pub fn undo_records(&self, id: &str) -> Result<Vec<(String, Value)>> {
-        let run = self.load(id)?;
-        Ok(run
-            .steps
-            .into_iter()
-            .filter(|s| s.undoable)
-            .filter_map(|s| Some((s.id, s.prepared?)))
-            .collect())
     }
 }

@@ -187,7 +187,7 @@ impl Drop for DeadlineGuard {
 ///
 /// Evaluation is synchronous and bounded by [`Limits::time`]; a tokio task may call it directly.
 pub struct Sandbox {
-    core: Arc<Core>,
+    core: Core,
     /// A stack deep enough for any value the limits allow; see `stack`.
     stack: stack::DeepStack,
 }
@@ -275,11 +275,11 @@ impl Sandbox {
             .saturating_add(STACK_BASE);
 
         Sandbox {
-            core: Arc::new(Core {
+            core: Core {
                 engine,
                 limits,
                 compile_scope,
-            }),
+            },
             stack: stack::DeepStack::new(stack_size),
         }
     }
@@ -310,15 +310,14 @@ impl Sandbox {
     /// on a stack large enough for any value the limits allow (a deeply nested value would
     /// overflow a tokio worker's 2 MiB stack and abort the process).
     pub fn eval(&self, script: &Script, ctx: &Context) -> Result<Value, ScriptError> {
-        self.stack
-            .run(&self.core, |core| core.eval_json(script, ctx))
+        self.stack.run(|| self.core.eval_json(script, ctx))
     }
 
     /// Evaluates a compiled script that must yield `true` or `false` (a trigger condition).
     /// Any other value, `()` included, is a [`ScriptError::Type`].
     pub fn eval_bool(&self, script: &Script, ctx: &Context) -> Result<bool, ScriptError> {
-        self.stack.run(&self.core, |core| {
-            let result = core.eval_dynamic(script, ctx)?;
+        self.stack.run(|| {
+            let result = self.core.eval_dynamic(script, ctx)?;
             result.as_bool().map_err(|_| {
                 ScriptError::Type(format!(
                     "expected true or false, got {}",
@@ -354,9 +353,7 @@ impl Sandbox {
         match &*template.parts {
             [] => Ok(Value::String(String::new())),
             [Part::Literal(text)] => Ok(Value::String(text.clone())),
-            _ => self
-                .stack
-                .run(&self.core, |core| core.render(template, ctx)),
+            _ => self.stack.run(|| self.core.render(template, ctx)),
         }
     }
 }

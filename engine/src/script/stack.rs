@@ -14,10 +14,6 @@
 //! wake-up each way, slow on a loaded machine) and 29 us this way; a thread per call cost
 //! 300-600 us.
 
-use std::sync::Arc;
-
-use super::{Core, ScriptError};
-
 /// Runs evaluations on a deep stack.
 pub(super) struct DeepStack {
     size: usize,
@@ -31,11 +27,7 @@ impl DeepStack {
 
     /// Runs `f` on a stack of the configured size, on this thread. A panic inside `f` unwinds
     /// to the caller as usual.
-    pub(super) fn run<R>(
-        &self,
-        core: &Arc<Core>,
-        f: impl FnOnce(&Core) -> Result<R, ScriptError>,
-    ) -> Result<R, ScriptError> {
-        stacker::grow(self.size, || f(core))
+    pub(super) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        stacker::grow(self.size, f)
     }
 }
