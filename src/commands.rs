@@ -153,18 +153,17 @@ pub async fn run(
             if let (Some(id), "created") = (&s.run_id, s.status.as_str()) {
                 let state = runner.drive(id).await?;
                 code = code.max(exit_for(state));
-                if let Some(run) = runner.journal().get(id)? {
-                    // A step that failed under `on_error: continue` is still a failure to report.
-                    if run
-                        .steps
-                        .iter()
-                        .any(|s| s.state == cordon_engine::run::StepState::Failed)
-                    {
-                        code = EXIT_RUN_FAILED;
-                    }
+                let run = runner.journal().get(id)?;
+                // A step that failed under `on_error: continue` is still a failure to report.
+                let failed_step = run
+                    .iter()
+                    .flat_map(|r| &r.steps)
+                    .any(|s| s.state == cordon_engine::run::StepState::Failed);
+                if failed_step {
+                    code = EXIT_RUN_FAILED;
                 }
                 entry["state"] = json!(state.as_str());
-                entry["run"] = serde_json::to_value(runner.journal().get(id)?)?;
+                entry["run"] = serde_json::to_value(run)?;
             }
             report.push(entry);
         }
