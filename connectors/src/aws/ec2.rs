@@ -13,15 +13,12 @@ use cordon_engine::cloud::{
     Target,
 };
 
-use super::error::classify;
-use super::iam::none_if_missing;
+use super::error::{classify, none_if_missing};
 use super::AwsCloud;
 
 impl AwsCloud {
     async fn ec2(&self, t: &Target, action: &'static str) -> CloudResult<aws_sdk_ec2::Client> {
-        let conf = self.config_for(t).await?;
-        self.meter.call(&t.account, action).await;
-        Ok(aws_sdk_ec2::Client::new(&conf))
+        self.client(t, action, aws_sdk_ec2::Client::new).await
     }
 
     /// Authorizes a rule, taking "already there" as done: the group converges either way.

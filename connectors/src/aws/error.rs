@@ -2,7 +2,7 @@
 
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::http::Response as HttpResponse;
-use cordon_engine::cloud::{CloudError, ErrorKind};
+use cordon_engine::cloud::{missing_as_none, CloudError, ErrorKind};
 
 /// Error codes that mean "slow down" across the services cordon calls.
 const THROTTLED: &[&str] = &[
@@ -60,6 +60,11 @@ pub(crate) fn kind_of(code: Option<&str>, status: Option<u16>) -> ErrorKind {
             _ => ErrorKind::Fatal,
         },
     }
+}
+
+/// The error arm of [`missing_as_none`]: `Ok(None)` when the thing is not there.
+pub(crate) fn none_if_missing<T>(e: CloudError) -> Result<Option<T>, CloudError> {
+    missing_as_none(Err(e))
 }
 
 /// Turns an SDK error into a [`CloudError`] naming the API and where it was called. AWS's own

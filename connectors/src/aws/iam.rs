@@ -2,28 +2,17 @@
 
 use async_trait::async_trait;
 use cordon_engine::cloud::{
-    AccessKeyInfo, CloudError, CloudResult, ErrorKind, Iam, KeyStatus, NewAccessKey, RoleInfo,
-    Target, UserInfo,
+    AccessKeyInfo, CloudError, CloudResult, Iam, KeyStatus, NewAccessKey, RoleInfo, Target,
+    UserInfo,
 };
 use cordon_engine::secret::Secret;
 
-use super::error::classify;
+use super::error::{classify, none_if_missing};
 use super::{decode_policy, AwsCloud};
-
-/// `Ok(None)` for a NotFound error, the error otherwise.
-pub(crate) fn none_if_missing<T>(e: CloudError) -> CloudResult<Option<T>> {
-    if e.kind == ErrorKind::NotFound {
-        Ok(None)
-    } else {
-        Err(e)
-    }
-}
 
 impl AwsCloud {
     async fn iam(&self, t: &Target, action: &'static str) -> CloudResult<aws_sdk_iam::Client> {
-        let conf = self.config_for(t).await?;
-        self.meter.call(&t.account, action).await;
-        Ok(aws_sdk_iam::Client::new(&conf))
+        self.client(t, action, aws_sdk_iam::Client::new).await
     }
 }
 

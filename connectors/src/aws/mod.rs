@@ -72,6 +72,18 @@ impl AwsCloud {
         &self.base
     }
 
+    /// A client for the target's account: its session, its region, the call metered.
+    async fn client<C>(
+        &self,
+        t: &Target,
+        action: &'static str,
+        new: impl FnOnce(&SdkConfig) -> C,
+    ) -> CloudResult<C> {
+        let conf = self.config_for(t).await?;
+        self.meter.call(&t.account, action).await;
+        Ok(new(&conf))
+    }
+
     /// The one place clients are configured: the base configuration (endpoints, retries,
     /// timeouts) with the target's region and the assumed role's credentials.
     async fn config_for(&self, t: &Target) -> CloudResult<SdkConfig> {

@@ -12,9 +12,7 @@ use super::AwsCloud;
 
 impl AwsCloud {
     async fn ssm(&self, t: &Target, action: &'static str) -> CloudResult<aws_sdk_ssm::Client> {
-        let conf = self.config_for(t).await?;
-        self.meter.call(&t.account, action).await;
-        Ok(aws_sdk_ssm::Client::new(&conf))
+        self.client(t, action, aws_sdk_ssm::Client::new).await
     }
 }
 

@@ -8,6 +8,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::cloud::missing_as_done;
+
 use super::{
     args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params,
 };
@@ -162,10 +164,7 @@ impl Action for AttachDenyScp {
             );
         }
         if let Some(policy) = ctx.cloud.org.find_policy(&b.policy_name).await? {
-            match ctx.cloud.org.detach_policy(&policy.id, &b.account).await {
-                Err(e) if e.kind != crate::cloud::ErrorKind::NotFound => return Err(e.into()),
-                _ => {}
-            }
+            missing_as_done(ctx.cloud.org.detach_policy(&policy.id, &b.account).await)?;
         }
         let now = ctx.cloud.org.policies_for_account(&b.account).await?;
         if now.iter().any(|p| p.name == b.policy_name) {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::{
     args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params,
 };
-use crate::cloud::{ErrorKind, KeyStatus};
+use crate::cloud::{missing_as_done, KeyStatus};
 
 /// The action.
 pub struct DisableUser;
@@ -100,10 +100,7 @@ impl Action for DisableUser {
                 .set_access_key_status(t, &b.user, key, KeyStatus::Inactive)
                 .await?;
         }
-        match ctx.cloud.iam.delete_login_profile(t, &b.user).await {
-            Err(e) if e.kind != ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
+        missing_as_done(ctx.cloud.iam.delete_login_profile(t, &b.user).await)?;
         ctx.cloud
             .iam
             .put_user_policy(t, &b.user, &ctx.settings.user_deny_policy_name, DENY_ALL)
@@ -145,15 +142,12 @@ impl Action for DisableUser {
                 .await?;
         }
         if !b.had_deny_policy {
-            match ctx
-                .cloud
-                .iam
-                .delete_user_policy(t, &b.user, &ctx.settings.user_deny_policy_name)
-                .await
-            {
-                Err(e) if e.kind != ErrorKind::NotFound => return Err(e.into()),
-                _ => {}
-            }
+            missing_as_done(
+                ctx.cloud
+                    .iam
+                    .delete_user_policy(t, &b.user, &ctx.settings.user_deny_policy_name)
+                    .await,
+            )?;
         }
         let keys = ctx.cloud.iam.list_access_keys(t, &b.user).await?;
         let inactive: Vec<&str> = keys

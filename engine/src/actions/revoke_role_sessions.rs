@@ -17,7 +17,7 @@ use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
 use crate::clock::rfc3339;
-use crate::cloud::{ErrorKind, Target};
+use crate::cloud::{missing_as_done, missing_as_none, ErrorKind, Target};
 
 /// The action.
 pub struct RevokeRoleSessions;
@@ -162,11 +162,10 @@ impl Action for RevokeRoleSessions {
                 async move {
                     let _turn = gate.acquire().await;
                     let t = in_account(ctx, &acct.account);
-                    match ctx.cloud.iam.put_role_policy(&t, role, name, doc).await {
-                        Ok(()) => {}
-                        // No such role in this account: nothing to revoke there.
-                        Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
-                        Err(e) => return Err(ActionError::from(e)),
+                    // No such role in this account: nothing to revoke there.
+                    let put = ctx.cloud.iam.put_role_policy(&t, role, name, doc).await;
+                    if missing_as_none(put)?.is_none() {
+                        return Ok(None);
                     }
                     let read = ctx.cloud.iam.get_role_policy(&t, role, name).await?;
                     if read.as_deref().map(same_json) != Some(same_json(doc)) {
@@ -240,12 +239,8 @@ impl Action for RevokeRoleSessions {
                         Some(doc) => ctx.cloud.iam.put_role_policy(&t, role, name, doc).await,
                         None => ctx.cloud.iam.delete_role_policy(&t, role, name).await,
                     };
-                    match undone {
-                        // Already gone, or no such role here: nothing to restore.
-                        Err(e) if e.kind == ErrorKind::NotFound => {}
-                        Err(e) => return Err(ActionError::from(e)),
-                        Ok(()) => {}
-                    }
+                    // Already gone, or no such role here: nothing to restore.
+                    missing_as_done(undone)?;
                     let now = ctx.cloud.iam.get_role_policy(&t, role, name).await?;
                     if now.as_deref().map(same_json) != acct.previous.as_deref().map(same_json) {
                         return Err(ActionError::Verify(format!(

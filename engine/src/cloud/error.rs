@@ -23,6 +23,20 @@ impl ErrorKind {
     }
 }
 
+/// "Not found" as an answer: `Ok(None)`; other errors stay errors.
+pub fn missing_as_none<T>(result: Result<T, CloudError>) -> Result<Option<T>, CloudError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// "Not found" as done: deleting what is gone, detaching what is not attached.
+pub fn missing_as_done(result: Result<(), CloudError>) -> Result<(), CloudError> {
+    missing_as_none(result).map(|_| ())
+}
+
 /// A failed cloud call.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::secret::Secret;
 
-pub use error::{CloudError, ErrorKind};
+pub use error::{missing_as_done, missing_as_none, CloudError, ErrorKind};
 pub use types::*;
 
 /// Result of a cloud call.
