@@ -12,11 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200}
 
-MOTO_VERSION=5.2.5
-if ! .venv/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
-    python3 -m venv .venv
-    .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
-fi
+source tests/install-moto.sh
 cargo build --quiet --bin cordon
 
 work=$(mktemp -d)

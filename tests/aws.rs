@@ -468,17 +468,7 @@ async fn isolate_ec2_instance_then_release() {
 async fn contain_iam_user_key_with_approval_then_release() {
     let o = Org::new().await;
     let iam = o.iam(&o.a).await;
-    iam.create_user().user_name("alice").send().await.unwrap();
-    let key = iam
-        .create_access_key()
-        .user_name("alice")
-        .send()
-        .await
-        .unwrap()
-        .access_key()
-        .unwrap()
-        .access_key_id()
-        .to_string();
+    let key = user_with_key(&iam, "alice").await;
     assert!(key.starts_with("AKIA"), "{key}");
     iam.create_login_profile()
         .user_name("alice")
@@ -805,32 +795,30 @@ async fn quarantining_the_management_account_is_refused() {
 }
 
 /// Writes one manual playbook into a fresh directory and returns the directory.
+/// Creates an IAM user with one access key; returns the key id.
+async fn user_with_key(iam: &aws_sdk_iam::Client, user: &str) -> String {
+    iam.create_user().user_name(user).send().await.unwrap();
+    let out = iam
+        .create_access_key()
+        .user_name(user)
+        .send()
+        .await
+        .unwrap();
+    out.access_key().unwrap().access_key_id().to_string()
+}
+
 fn playbook_dir(o: &Org, id: &str, steps: &str) -> String {
-    let dir = o.c.path().join(format!("pb-{id}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join(format!("{id}.yaml")),
-        format!("id: {id}\ntitle: {id}\nversion: 1\nmode: manual\nsteps:\n{steps}"),
+    o.c.playbook_dir(
+        id,
+        &format!("id: {id}\ntitle: {id}\nversion: 1\nmode: manual\nsteps:\n{steps}"),
     )
-    .unwrap();
-    dir.display().to_string()
 }
 
 #[tokio::test]
 async fn rotate_access_key_keeps_the_secret_out_of_the_journal() {
     let o = Org::new().await;
     let iam = o.iam(&o.a).await;
-    iam.create_user().user_name("carol").send().await.unwrap();
-    let old = iam
-        .create_access_key()
-        .user_name("carol")
-        .send()
-        .await
-        .unwrap()
-        .access_key()
-        .unwrap()
-        .access_key_id()
-        .to_string();
+    let old = user_with_key(&iam, "carol").await;
     let pb = playbook_dir(
         &o,
         "rotate",

@@ -389,14 +389,7 @@ fn fencing_the_management_account_is_refused() {
 fn a_finding_arriving_by_guardduty_and_security_hub_runs_once() {
     let c = Cordon::new();
     // A playbook that accepts both routes.
-    let dir = c.path().join("pb");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("both.yaml"),
-        "id: both-routes\ntitle: t\nversion: 1\nmode: auto\ntrigger:\n  match:\n    source: [aws.guardduty, aws.securityhub]\nsteps:\n  - id: tell\n    action: notify.chat\n    with:\n      text: ${finding.id}\n",
-    )
-    .unwrap();
-    let pb = dir.display().to_string();
+    let pb = c.playbook_dir("both", "id: both-routes\ntitle: t\nversion: 1\nmode: auto\ntrigger:\n  match:\n    source: [aws.guardduty, aws.securityhub]\nsteps:\n  - id: tell\n    action: notify.chat\n    with:\n      text: ${finding.id}\n");
     let gd = fixture("constructed/aws.guardduty__UnauthorizedAccess_IAMUser_InstanceCredentialExfiltration.OutsideAWS__constructed.json");
     let sh = fixture("constructed/aws.securityhub__GuardDuty-InstanceCredentialExfiltration.OutsideAWS_Imported__constructed.json");
     c.ok(
@@ -430,14 +423,7 @@ fn a_finding_arriving_by_guardduty_and_security_hub_runs_once() {
 #[test]
 fn an_approval_timeout_applies_its_default_on_resume() {
     let c = Cordon::new();
-    let dir = c.path().join("pb");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("t.yaml"),
-        "id: timed\ntitle: t\nversion: 1\nmode: approval\ntrigger:\n  match:\n    source: [aws.guardduty]\nsteps:\n  - id: ask\n    action: approval\n    with: {timeout: 1s, default: approve}\n  - id: tell\n    action: notify.chat\n    with: {text: go}\n",
-    )
-    .unwrap();
-    let pb = dir.display().to_string();
+    let pb = c.playbook_dir("t", "id: timed\ntitle: t\nversion: 1\nmode: approval\ntrigger:\n  match:\n    source: [aws.guardduty]\nsteps:\n  - id: ask\n    action: approval\n    with: {timeout: 1s, default: approve}\n  - id: tell\n    action: notify.chat\n    with: {text: go}\n");
     c.ok(&["--playbooks", &pb, "run", "--cloud", "sim"], 0);
     assert_eq!(c.run_of("timed")["state"], "waiting_approval");
     std::thread::sleep(std::time::Duration::from_millis(1300));

@@ -102,6 +102,15 @@ impl Cordon {
         std::fs::write(self.world_path(), serde_json::to_vec_pretty(w).unwrap()).unwrap();
     }
 
+    /// Writes one playbook, `<name>.yaml`, into its own directory; returns the directory for
+    /// `--playbooks`.
+    pub fn playbook_dir(&self, name: &str, yaml: &str) -> String {
+        let dir = self.path().join(format!("pb-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.yaml")), yaml).unwrap();
+        dir.display().to_string()
+    }
+
     /// Writes an event file into the scratch dir.
     pub fn event(&self, name: &str, event: &Value) -> String {
         let p = self.path().join(name);
