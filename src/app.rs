@@ -10,6 +10,7 @@ use cordon_connectors::{AwsCloud, AwsSettings, LogChat};
 use cordon_engine::clock::SystemClock;
 use cordon_engine::cloud::Cloud;
 use cordon_engine::config::Settings;
+use cordon_engine::dispatch::{Dispatcher, Limits};
 use cordon_engine::journal::SledJournal;
 use cordon_engine::playbook::{LoadError, PlaybookSet};
 use cordon_engine::runner::Runner;
@@ -160,15 +161,17 @@ impl App {
         Ok(SledJournal::open(&dir)?)
     }
 
-    pub fn runner(&self, cloud: Cloud, playbooks: PlaybookSet) -> Result<Runner> {
-        Ok(Runner::new(
+    /// A dispatcher driving runs in this process over the journal.
+    pub fn dispatcher(&self, cloud: Cloud, playbooks: PlaybookSet) -> Result<Dispatcher> {
+        let runner = Runner::new(
             Arc::new(self.journal()?),
             cloud,
             self.config.settings.clone(),
             self.sandbox.clone(),
             Arc::new(playbooks),
             Arc::new(SystemClock),
-        ))
+        );
+        Ok(Dispatcher::new(runner, Limits::default()))
     }
 }
 

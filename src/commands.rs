@@ -2,6 +2,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use cordon_engine::actions;
@@ -9,7 +10,9 @@ use cordon_engine::event::{self, FindingEvent, Parsed};
 use cordon_engine::journal::Journal;
 use cordon_engine::playbook::{self, PlaybookSet};
 use cordon_engine::run::{RunState, Trigger};
-use cordon_engine::runner::{self, Runner};
+use cordon_engine::dispatch::Dispatcher;
+use cordon_engine::journal::Admission;
+use cordon_engine::runner;
 use cordon_simulator::SimCloud;
 use serde_json::{json, Value};
 
@@ -131,29 +134,31 @@ pub async fn run(
         return dry(app, set, &fes, playbook, as_json);
     }
     let (cloud, sim) = app.cloud(false).await?;
-    let runner = app.runner(cloud, set)?;
+    let dispatcher = app.dispatcher(cloud, set)?;
     let mut report = Vec::new();
     let mut code = 0;
     for fe in &fes {
         seed(sim.as_deref(), fe)?;
         let submitted = match playbook {
             Some(id) => {
-                let pb = runner
+                let pb = dispatcher
+                    .runner()
                     .playbooks()
                     .get(id)
                     .cloned()
                     .ok_or_else(|| anyhow!("no playbook {id}"))?;
-                vec![runner.create_run(&pb, fe, Trigger::Manual { by: by.to_string() })?]
+                let trigger = Trigger::Manual { by: by.to_string() };
+                vec![dispatcher.start_run(&pb, fe, trigger, Admission::Deliver).await?]
             }
-            None => runner.submit(fe)?,
+            None => dispatcher.submit(fe, Instant::now()).await?,
         };
         for s in submitted {
             let mut entry = serde_json::to_value(&s)?;
             entry["finding"] = json!(fe.finding.id);
-            if let (Some(id), "created") = (&s.run_id, s.status.as_str()) {
-                let state = runner.drive(id).await?;
+            if let (Some(id), true) = (&s.run_id, s.created()) {
+                let state = dispatcher.wait(id).await?;
                 code = code.max(exit_for(state));
-                let run = runner.journal().get(id)?;
+                let run = dispatcher.runner().journal().get(id).await?;
                 // A step that failed under `on_error: continue` is still a failure to report.
                 let failed_step = run
                     .iter()
@@ -226,11 +231,11 @@ fn exit_for(state: RunState) -> i32 {
     }
 }
 
-pub fn runs_list(app: &App, as_json: bool) -> Result<i32> {
+pub async fn runs_list(app: &App, as_json: bool) -> Result<i32> {
     let journal = app.journal()?;
     let mut runs = Vec::new();
-    for id in journal.ids()? {
-        if let Some(r) = journal.get(&id)? {
+    for id in journal.ids().await? {
+        if let Some(r) = journal.get(&id).await? {
             runs.push(json!({
                 "id": r.id, "playbook": r.playbook, "state": r.state, "account": r.account,
                 "finding": r.finding.get("id"), "created_ms": r.created_ms, "updated_ms": r.updated_ms,
@@ -245,12 +250,13 @@ pub fn runs_list(app: &App, as_json: bool) -> Result<i32> {
     Ok(0)
 }
 
-pub fn runs_show(app: &App, id: &str, as_json: bool) -> Result<i32> {
+pub async fn runs_show(app: &App, id: &str, as_json: bool) -> Result<i32> {
     let journal = app.journal()?;
     let run = journal
-        .get(id)?
+        .get(id)
+        .await?
         .ok_or_else(|| anyhow!("no run {id} in {}", app.journal_dir().display()))?;
-    let timeline = journal.timeline(id)?;
+    let timeline = journal.timeline(id).await?;
     if as_json {
         let mut v = serde_json::to_value(&run)?;
         if let Some(o) = v.as_object_mut() {
@@ -265,8 +271,12 @@ pub fn runs_show(app: &App, id: &str, as_json: bool) -> Result<i32> {
 }
 
 pub async fn approve(app: &App, run: &str, step: &str, deny: bool, by: &str) -> Result<i32> {
-    let runner = acting_runner(app).await?;
-    let state = runner.decide(run, step, !deny, by).await?;
+    let dispatcher = acting_dispatcher(app).await?;
+    let decided = dispatcher.decide(run, step, !deny, by).await?;
+    let state = match decided {
+        RunState::Running => dispatcher.wait(run).await?,
+        other => other,
+    };
     println!(
         "run {run}: step {step} {} by {by}; run is {}",
         if deny { "denied" } else { "approved" },
@@ -276,30 +286,35 @@ pub async fn approve(app: &App, run: &str, step: &str, deny: bool, by: &str) -> 
 }
 
 pub async fn release(app: &App, run: &str, by: &str) -> Result<i32> {
-    let runner = acting_runner(app).await?;
-    let state = runner.release(run, by).await?;
-    let r = runner
+    let dispatcher = acting_dispatcher(app).await?;
+    let state = dispatcher.release(run, by).await?;
+    let r = dispatcher
+        .runner()
         .journal()
-        .get(run)?
+        .get(run)
+        .await?
         .ok_or_else(|| anyhow!("no run {run}"))?;
     render::release(&r);
     Ok(exit_for(state))
 }
 
 pub async fn resume(app: &App) -> Result<i32> {
-    let runner = acting_runner(app).await?;
+    let dispatcher = acting_dispatcher(app).await?;
+    let resumed = dispatcher.start().await?;
+    dispatcher.idle().await;
     let mut code = 0;
-    for (id, state) in runner.resume_all().await? {
+    for id in resumed.driven.iter().chain(&resumed.waiting) {
+        let state = dispatcher.runner().load(id).await?.state;
         println!("{id}: {}", state.as_str());
         code = code.max(exit_for(state));
     }
     Ok(code)
 }
 
-/// A runner for commands that act on runs already journaled.
-async fn acting_runner(app: &App) -> Result<Runner> {
+/// A dispatcher for commands that act on runs already journaled.
+async fn acting_dispatcher(app: &App) -> Result<Dispatcher> {
     let (cloud, _) = app.cloud(true).await?;
-    app.runner(cloud, app.playbooks()?)
+    app.dispatcher(cloud, app.playbooks()?)
 }
 
 pub fn actions_list(as_json: bool) -> Result<i32> {

@@ -52,10 +52,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Runs {
             command: RunsCommand::List { json },
-        } => commands::runs_list(&app, json),
+        } => commands::runs_list(&app, json).await,
         Command::Runs {
             command: RunsCommand::Show { run, json },
-        } => commands::runs_show(&app, &run, json),
+        } => commands::runs_show(&app, &run, json).await,
         Command::Approve {
             run,
             step,

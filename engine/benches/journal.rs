@@ -27,7 +27,9 @@ use cordon_engine::clock::SystemClock;
 use cordon_engine::cloud::Cloud;
 use cordon_engine::config::Settings;
 use cordon_engine::event::{self, FindingEvent};
-use cordon_engine::journal::{Entry, Inserted, Journal, Result as JournalResult, SledJournal};
+use cordon_engine::journal::{
+    Admission, Entry, Inserted, Journal, Result as JournalResult, SledJournal,
+};
 use cordon_engine::playbook::{PlaybookRef, PlaybookSet};
 use cordon_engine::run::{Run, RunState, Trigger};
 use cordon_engine::runner::Runner;
@@ -89,26 +91,27 @@ struct Counting {
     writes: AtomicUsize,
 }
 
+#[async_trait::async_trait]
 impl Journal for Counting {
-    fn insert(&self, run: &Run, entry: &Entry) -> JournalResult<Inserted> {
+    async fn insert(&self, run: &Run, entry: &Entry, a: Admission) -> JournalResult<Inserted> {
         self.writes.fetch_add(1, Ordering::Relaxed);
-        self.inner.insert(run, entry)
+        self.inner.insert(run, entry, a).await
     }
-    fn update(&self, run: &Run, entry: &Entry) -> JournalResult<()> {
+    async fn update(&self, run: &Run, entry: &Entry) -> JournalResult<u64> {
         self.writes.fetch_add(1, Ordering::Relaxed);
-        self.inner.update(run, entry)
+        self.inner.update(run, entry).await
     }
-    fn get(&self, id: &str) -> JournalResult<Option<Run>> {
-        self.inner.get(id)
+    async fn get(&self, id: &str) -> JournalResult<Option<Run>> {
+        self.inner.get(id).await
     }
-    fn ids(&self) -> JournalResult<Vec<String>> {
-        self.inner.ids()
+    async fn ids(&self) -> JournalResult<Vec<String>> {
+        self.inner.ids().await
     }
-    fn open_ids(&self) -> JournalResult<Vec<String>> {
-        self.inner.open_ids()
+    async fn open_ids(&self) -> JournalResult<Vec<String>> {
+        self.inner.open_ids().await
     }
-    fn timeline(&self, id: &str) -> JournalResult<Vec<Entry>> {
-        self.inner.timeline(id)
+    async fn timeline(&self, id: &str) -> JournalResult<Vec<Entry>> {
+        self.inner.timeline(id).await
     }
 }
 
@@ -172,13 +175,20 @@ impl Fixture {
         let before = fx.journal.writes.load(Ordering::Relaxed);
         let id = fx.one_run();
         fx.writes_per_run = fx.journal.writes.load(Ordering::Relaxed) - before;
-        let run = fx.journal.get(&id).expect("journal read").expect("run");
+        let run = fx
+            .rt
+            .block_on(fx.journal.get(&id))
+            .expect("journal read")
+            .expect("run");
         fx.record_bytes = serde_json::to_vec(&run).expect("encode").len();
         println!(
             "journal: a 5-step run makes {} flushed journal writes; run record {} bytes; timeline {} entries",
             fx.writes_per_run,
             fx.record_bytes,
-            fx.journal.timeline(&id).expect("timeline").len()
+            fx.rt
+                .block_on(fx.journal.timeline(&id))
+                .expect("timeline")
+                .len()
         );
         fx
     }
@@ -192,8 +202,11 @@ impl Fixture {
 
     fn run_finding(&self, fe: &FindingEvent) -> String {
         let submitted = self
-            .runner
-            .create_run(&self.playbook, fe, Trigger::Event)
+            .rt
+            .block_on(
+                self.runner
+                    .create_run(&self.playbook, fe, Trigger::Event, Admission::Deliver),
+            )
             .expect("create_run");
         assert_eq!(submitted.status, "created");
         let id = submitted.run_id.expect("run id");

@@ -16,7 +16,7 @@ use cordon_engine::clock::SystemClock;
 use cordon_engine::cloud::Cloud;
 use cordon_engine::config::Settings;
 use cordon_engine::event;
-use cordon_engine::journal::SledJournal;
+use cordon_engine::journal::{Admission, SledJournal};
 use cordon_engine::playbook::PlaybookSet;
 use cordon_engine::run::{RunState, Trigger};
 use cordon_engine::runner::Runner;
@@ -128,8 +128,8 @@ fn main() {
         // A distinct finding id per run: the same one would only find the existing run (dedup).
         let mut fe = finding.clone();
         fe.finding.dedup_id = format!("waiting-{i}");
-        let submitted = runner
-            .create_run(&playbook, &fe, Trigger::Event)
+        let submitted = rt
+            .block_on(runner.create_run(&playbook, &fe, Trigger::Event, Admission::Deliver))
             .expect("create_run");
         let id = submitted.run_id.expect("run created");
         let state = rt.block_on(runner.drive(&id)).expect("drive");
@@ -138,7 +138,10 @@ fn main() {
     let took = start.elapsed();
 
     // Still holding the runner and the open journal.
-    let open = runner.journal().open_ids().expect("open ids").len();
+    let open = rt
+        .block_on(runner.journal().open_ids())
+        .expect("open ids")
+        .len();
     let rss = status_mib("VmRSS");
     let (len, allocated) = disk_mib(&journal_dir);
     println!(

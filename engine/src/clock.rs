@@ -1,17 +1,42 @@
 //! Time, handed to the code that needs it, so the simulator's virtual clock and tests drive the
 //! same code as production.
+//!
+//! A [`Clock`] tells the time and also sleeps: step timeouts, retry backoff and approval
+//! deadlines all wait on the clock they were handed, never on `tokio::time` or the system clock
+//! directly. [`SystemClock`] is wall-clock time; [`VirtualClock`] moves with tokio's clock, which
+//! a paused runtime (`tokio::time::pause()`, or a runtime built with `start_paused`) advances
+//! straight to the next timer whenever every task is idle: hours of drill or test time pass in
+//! milliseconds, in the same order every time.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A source of wall-clock time.
+/// A future that completes when a clock reaches a deadline.
+pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// A source of time that can also wait.
 pub trait Clock: Send + Sync {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
+
+    /// Completes once [`Clock::now_ms`] is at or past `deadline_ms` (at once if it already is).
+    fn sleep_until(&self, deadline_ms: u64) -> Sleep;
+
+    /// Completes after `duration` of this clock's time.
+    fn sleep(&self, duration: Duration) -> Sleep {
+        let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        self.sleep_until(self.now_ms().saturating_add(ms))
+    }
 }
 
-/// The system clock.
+/// The system clock; waits on tokio's timer.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
+
+/// The longest single timer a [`SystemClock`] sleep arms before it reads the wall clock again,
+/// so that a deadline hours away follows wall-clock corrections (NTP steps, a suspended VM).
+const WALL_RECHECK: Duration = Duration::from_secs(60);
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
@@ -19,6 +44,59 @@ impl Clock for SystemClock {
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
             .as_millis() as u64
+    }
+
+    fn sleep_until(&self, deadline_ms: u64) -> Sleep {
+        let clock = *self;
+        Box::pin(async move {
+            loop {
+                let now = clock.now_ms();
+                if now >= deadline_ms {
+                    return;
+                }
+                let left = Duration::from_millis(deadline_ms - now);
+                tokio::time::sleep(left.min(WALL_RECHECK)).await;
+            }
+        })
+    }
+}
+
+/// Epoch time that moves with tokio's clock: `start_ms` at creation, then whatever tokio's
+/// monotonic clock says has passed. Under a paused tokio runtime this is a virtual clock: it
+/// stands still while tasks work and jumps to the next timer when all of them wait.
+#[derive(Debug, Clone, Copy)]
+pub struct VirtualClock {
+    start_ms: u64,
+    start: tokio::time::Instant,
+}
+
+impl VirtualClock {
+    /// A clock reading `start_ms` now. Create it inside the runtime whose time it follows.
+    pub fn starting_at(start_ms: u64) -> VirtualClock {
+        VirtualClock {
+            start_ms,
+            start: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for VirtualClock {
+    fn now_ms(&self) -> u64 {
+        let passed = tokio::time::Instant::now().saturating_duration_since(self.start);
+        self.start_ms
+            .saturating_add(u64::try_from(passed.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn sleep_until(&self, deadline_ms: u64) -> Sleep {
+        let offset = Duration::from_millis(deadline_ms.saturating_sub(self.start_ms));
+        let at = self.start.checked_add(offset);
+        Box::pin(async move {
+            match at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                // Beyond what the monotonic clock can represent: never.
+                None => std::future::pending().await,
+            }
+        })
     }
 }
 
@@ -70,6 +148,28 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(rfc3339(1_795_450_885_123), "2026-11-23T16:21:25.123Z");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn virtual_clock_jumps_to_deadlines_in_order() {
+        let clock = VirtualClock::starting_at(1_000);
+        let late = tokio::spawn(clock.sleep(Duration::from_secs(7200)));
+        clock.sleep_until(61_000).await;
+        assert_eq!(clock.now_ms(), 61_000);
+        assert!(!late.is_finished());
+        late.await.unwrap();
+        assert_eq!(clock.now_ms(), 7_201_000);
+        // A deadline in the past completes at once.
+        clock.sleep_until(5).await;
+        assert_eq!(clock.now_ms(), 7_201_000);
+    }
+
+    #[tokio::test]
+    async fn system_clock_sleeps_past_its_deadline() {
+        let clock = SystemClock;
+        let deadline = clock.now_ms() + 30;
+        clock.sleep_until(deadline).await;
+        assert!(clock.now_ms() >= deadline);
     }
 
     #[test]

@@ -9,19 +9,25 @@
 //! - `actions`: one file per action, written once over the cloud traits, with metadata.
 //! - `config`: settings the actions read (names, break-glass roles).
 //! - `secret`: a string type that never prints or serializes.
-//! - `clock`: time handed to the code, RFC 3339 formatting, duration parsing.
+//! - `clock`: time handed to the code (now and sleep; system or virtual), RFC 3339, durations.
+//! - `ids`: run ids (UUIDv7 from the runner's clock) and jitter, random or seeded.
 //! - `run`: the run and step records and their states.
-//! - `journal`: durable run state (sled), behind a trait.
+//! - `journal`: durable run state behind a trait: sled with group commit, or memory; versioned
+//!   records with conditional updates.
 //! - `playbook`: YAML playbooks loaded, validated (file, line, field) and compiled.
 //! - `runner`: runs created from matches, driven step by step, approved, released.
+//! - `dispatch`: the dispatcher: runs driven as tasks under global and per-account limits, one
+//!   driver per run, approval timers, resume at start, graceful shutdown.
 //! - `policy`: least-privilege IAM policies (and the member-role template) for the playbooks.
 
 pub mod actions;
 pub mod clock;
 pub mod cloud;
 pub mod config;
+pub mod dispatch;
 pub mod event;
 pub mod finding;
+pub mod ids;
 pub mod journal;
 pub mod pattern;
 pub mod playbook;

@@ -208,6 +208,10 @@ pub enum Trigger {
 pub struct Run {
     /// Time-ordered id (UUIDv7).
     pub id: String,
+    /// The journal's version of this record: 1 when created, one more at each write. Updates
+    /// are conditional on it (see [`crate::journal`]).
+    #[serde(default)]
+    pub version: u64,
     /// Playbook id.
     pub playbook: String,
     /// Playbook version.

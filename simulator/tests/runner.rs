@@ -59,10 +59,10 @@ fn one_step(action: &str, with: &str, extra: &str) -> String {
 }
 
 async fn run_once(f: &Fixture) -> (RunState, cordon_engine::run::Run) {
-    let submitted = f.runner.submit(&f.fe).unwrap();
+    let submitted = f.runner.submit(&f.fe).await.unwrap();
     let id = submitted[0].run_id.clone().unwrap();
     let state = f.runner.drive(&id).await.unwrap();
-    (state, f.runner.journal().get(&id).unwrap().unwrap())
+    (state, f.runner.journal().get(&id).await.unwrap().unwrap())
 }
 
 #[tokio::test]
@@ -159,7 +159,7 @@ async fn finding_fields_are_data_not_code() {
     let mut fe = f.fe.clone();
     fe.finding.title = "${run.id} \" + eval(\"1\") + \"".into();
     fe.finding.dedup_id = "data-not-code".into();
-    let submitted = f.runner.submit(&fe).unwrap();
+    let submitted = f.runner.submit(&fe).await.unwrap();
     let id = submitted[0].run_id.clone().unwrap();
     assert_eq!(f.runner.drive(&id).await.unwrap(), RunState::Succeeded);
     assert_eq!(

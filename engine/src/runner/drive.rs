@@ -2,7 +2,7 @@
 //! a step is marked started (flushed) before its first side effect, its pre-state is journaled
 //! before the change, and it is marked done only after the change was read back.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
@@ -15,16 +15,20 @@ use crate::run::{Run, RunState, StepState};
 use crate::script::{Context, ScriptError};
 
 impl Runner {
-    /// Drives a run as far as it can go: to the end, to a step waiting for a human, or to a
-    /// failure. A step found `started` was interrupted by a crash: it runs again only if its
-    /// action is idempotent; otherwise the run stops in `needs_attention`.
+    /// Drives a run as far as it can go: to the end, to a step waiting for a human, to a
+    /// failure, or (after [`Runner::stop`]) to the end of the step under way. A step found
+    /// `started` was interrupted by a crash: it runs again only if its action is idempotent;
+    /// otherwise the run stops in `needs_attention`.
+    ///
+    /// Errors: a journal error, including [`JournalError::Conflict`](crate::journal::JournalError)
+    /// when another writer changed the run meanwhile (drive again: it reloads).
     #[tracing::instrument(skip(self), fields(run_id = %id))]
     pub async fn drive(&self, id: &str) -> Result<RunState> {
-        let mut run = self.load(id)?;
+        let mut run = self.load(id).await?;
         match run.state {
             RunState::Pending => {
                 run.state = RunState::Running;
-                self.save(&mut run, None, "run started")?;
+                self.save(&mut run, None, "run started").await?;
             }
             RunState::Running => {}
             RunState::Releasing => return self.release(id, "resume after restart").await,
@@ -35,11 +39,12 @@ impl Runner {
             let rec = &run.steps[i];
             match rec.state {
                 StepState::Succeeded | StepState::Skipped | StepState::Failed => continue,
-                StepState::Denied => return self.finish(&mut run, RunState::Denied, None),
+                StepState::Denied => return self.finish(&mut run, RunState::Denied, None).await,
                 StepState::WaitingApproval => {
                     run.state = RunState::WaitingApproval;
-                    self.save(&mut run, Some(&step.id), "waiting for approval")?;
-                    return Ok(run.state);
+                    self.save(&mut run, Some(&step.id), "waiting for approval")
+                        .await?;
+                    return self.settled(&run);
                 }
                 StepState::Started if !step.action.meta().idempotent => {
                     let why = format!(
@@ -48,39 +53,54 @@ impl Runner {
                         step.action.meta().id
                     );
                     tracing::warn!(step = %step.id, "Interrupted non-idempotent step; run needs attention");
-                    return self.finish(&mut run, RunState::NeedsAttention, Some(why));
+                    return self
+                        .finish(&mut run, RunState::NeedsAttention, Some(why))
+                        .await;
                 }
                 StepState::Started => {
                     tracing::info!(step = %step.id, attempt = rec.attempt, "Re-running interrupted idempotent step");
                 }
-                StepState::Pending => match self.begin(&mut run, i, step)? {
-                    Begin::Go => {}
-                    Begin::Skip => continue,
-                    Begin::Wait => return Ok(run.state),
-                    Begin::Fail(msg) => {
-                        if let Some(state) = self.step_failed(&mut run, i, step, msg)? {
-                            return Ok(state);
-                        }
-                        continue;
+                StepState::Pending => {
+                    if self.stopping() {
+                        tracing::info!(step = %step.id, "Stopping before the next step; the run resumes at the next start");
+                        return Ok(run.state);
                     }
-                },
+                    match self.begin(&mut run, i, step).await? {
+                        Begin::Go => {}
+                        Begin::Skip => continue,
+                        Begin::Wait => return self.settled(&run),
+                        Begin::Fail(msg) => {
+                            if let Some(state) = self.step_failed(&mut run, i, step, msg).await? {
+                                return Ok(state);
+                            }
+                            continue;
+                        }
+                    }
+                }
             }
             if let Some(state) = self.execute(&mut run, i, step).await? {
                 return Ok(state);
             }
         }
-        self.finish(&mut run, RunState::Succeeded, None)
+        self.finish(&mut run, RunState::Succeeded, None).await
+    }
+
+    /// Tells the observer the run stopped where it is; returns its state.
+    pub(super) fn settled(&self, run: &Run) -> Result<RunState> {
+        self.observer.run_settled(&run.id, &run.playbook, run.state);
+        Ok(run.state)
     }
 
     /// A pending step: `when`, approval, parameters, then marked started.
-    fn begin(&self, run: &mut Run, i: usize, step: &Step) -> Result<Begin> {
+    async fn begin(&self, run: &mut Run, i: usize, step: &Step) -> Result<Begin> {
         let ctx = self.context(run);
         if let Some(w) = &step.when {
             match self.sandbox.eval_bool(w, &ctx) {
                 Ok(true) => {}
                 Ok(false) => {
                     run.steps[i].state = StepState::Skipped;
-                    self.save(run, Some(&step.id), "skipped: `when` was false")?;
+                    self.save(run, Some(&step.id), "skipped: `when` was false")
+                        .await?;
                     return Ok(Begin::Skip);
                 }
                 Err(e) => return Ok(Begin::Fail(format!("`when` failed: {e}"))),
@@ -90,6 +110,7 @@ impl Runner {
             Ok(p) => p,
             Err(e) => return Ok(Begin::Fail(e)),
         };
+        let now = self.clock.now_ms();
         let rec = &mut run.steps[i];
         if step.approve && rec.decision.is_none() {
             rec.state = StepState::WaitingApproval;
@@ -98,10 +119,11 @@ impl Runner {
                 .and_then(Value::as_str)
                 .filter(|_| step.action.meta().id == actions::APPROVAL)
                 .and_then(parse_duration)
-                .map(|d| self.clock.now_ms() + d.as_millis() as u64);
+                .map(|d| now.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)));
             rec.params = Some(Value::Object(params));
             run.state = RunState::WaitingApproval;
-            self.save(run, Some(&step.id), "waiting for approval")?;
+            self.save(run, Some(&step.id), "waiting for approval")
+                .await?;
             return Ok(Begin::Wait);
         }
         rec.params = Some(Value::Object(params));
@@ -120,6 +142,7 @@ impl Runner {
             step_key: format!("{}/{}", run.id, step.id),
             now_ms: self.clock.now_ms(),
         };
+        let began = Instant::now();
         loop {
             let rec = &mut run.steps[i];
             rec.state = StepState::Started;
@@ -130,7 +153,12 @@ impl Runner {
                 run,
                 Some(&step.id),
                 format!("started {} (attempt {attempt})", action.meta().id),
-            )?;
+            )
+            .await?;
+            if attempt == 1 {
+                self.observer
+                    .action_started(&run.id, &run.playbook, action.meta().id);
+            }
 
             let result = match run.steps[i].prepared.clone() {
                 Some(p) => self.call(step, action.execute(&ctx, &params, &p)).await,
@@ -142,7 +170,7 @@ impl Runner {
                     }
                     Ok(prepared) => {
                         run.steps[i].prepared = Some(prepared.clone());
-                        self.save(run, Some(&step.id), "pre-state recorded")?;
+                        self.save(run, Some(&step.id), "pre-state recorded").await?;
                         self.call(step, action.execute(&ctx, &params, &prepared))
                             .await
                     }
@@ -151,14 +179,26 @@ impl Runner {
             };
             match result {
                 Ok(outcome) => {
+                    let read_back = !outcome.proof.is_null();
                     let rec = &mut run.steps[i];
                     rec.state = StepState::Succeeded;
                     rec.output = Some(outcome.output);
-                    rec.proof = Some(outcome.proof);
+                    rec.proof = (!outcome.proof.is_null()).then_some(outcome.proof);
                     rec.undoable = outcome.undoable;
                     rec.error = None;
                     rec.finished_ms = Some(self.clock.now_ms());
-                    self.save(run, Some(&step.id), "succeeded; state read back")?;
+                    let what = if read_back {
+                        "succeeded; state read back"
+                    } else {
+                        "succeeded"
+                    };
+                    self.save(run, Some(&step.id), what).await?;
+                    self.observer.step_finished(
+                        &run.playbook,
+                        action.meta().id,
+                        StepState::Succeeded,
+                        began.elapsed(),
+                    );
                     tracing::info!(step = %step.id, action = action.meta().id, "Step succeeded");
                     return Ok(None);
                 }
@@ -171,22 +211,42 @@ impl Runner {
                 {
                     tracing::warn!(step = %step.id, attempt, error = %e, "Retryable failure");
                     run.steps[i].error = Some(e.to_string());
-                    tokio::time::sleep(backoff(step.retry.backoff, attempt)).await;
+                    let wait = backoff(step.retry.backoff, attempt, self.ids.random());
+                    tokio::select! {
+                        () = self.clock.sleep(wait) => {}
+                        () = self.stop.cancelled() => {
+                            // The failed attempt did nothing (throttled) or may be repeated
+                            // (idempotent), so the step can start over at the next start.
+                            run.steps[i].state = StepState::Pending;
+                            self.save(run, Some(&step.id), format!("retry after {e} interrupted by shutdown; it runs at the next start")).await?;
+                            return Ok(Some(run.state));
+                        }
+                    }
                 }
-                Err(e) => return self.step_failed(run, i, step, format!("{} ({})", e, e.kind())),
+                Err(e) => {
+                    self.observer.step_finished(
+                        &run.playbook,
+                        action.meta().id,
+                        StepState::Failed,
+                        began.elapsed(),
+                    );
+                    return self
+                        .step_failed(run, i, step, format!("{} ({})", e, e.kind()))
+                        .await;
+                }
             }
         }
     }
 
-    /// Runs one action call under the step's time limit.
+    /// Runs one action call under the step's time limit, measured on the runner's clock.
     async fn call<T>(
         &self,
         step: &Step,
         fut: impl std::future::Future<Output = Result<T, ActionError>>,
     ) -> Result<T, ActionError> {
-        match tokio::time::timeout(step.timeout, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(ActionError::Cloud(CloudError::new(
+        tokio::select! {
+            r = fut => r,
+            () = self.clock.sleep(step.timeout) => Err(ActionError::Cloud(CloudError::new(
                 ErrorKind::Retryable,
                 format!("timed out after {}s", step.timeout.as_secs_f64()),
             ))),
@@ -194,7 +254,7 @@ impl Runner {
     }
 
     /// Records a failed step; returns the run's final state unless `on_error: continue`.
-    fn step_failed(
+    async fn step_failed(
         &self,
         run: &mut Run,
         i: usize,
@@ -207,15 +267,16 @@ impl Runner {
         rec.error = Some(msg.clone());
         rec.finished_ms = Some(self.clock.now_ms());
         if step.on_error == OnError::Continue {
-            self.save(run, Some(&step.id), format!("failed, continuing: {msg}"))?;
+            self.save(run, Some(&step.id), format!("failed, continuing: {msg}"))
+                .await?;
             return Ok(None);
         }
         let why = format!("step {} failed: {msg}", step.id);
-        self.finish(run, RunState::Failed, Some(why)).map(Some)
+        self.finish(run, RunState::Failed, Some(why)).await.map(Some)
     }
 
     /// Ends a run: remaining pending steps are skipped.
-    pub(super) fn finish(
+    pub(super) async fn finish(
         &self,
         run: &mut Run,
         state: RunState,
@@ -236,9 +297,10 @@ impl Runner {
             run,
             None,
             error.unwrap_or_else(|| format!("run {}", state.as_str())),
-        )?;
+        )
+        .await?;
         tracing::info!(state = state.as_str(), "Run finished");
-        Ok(state)
+        self.settled(run)
     }
 }
 
@@ -313,12 +375,12 @@ pub(super) fn split_target(run: &Run, params: Option<&Value>) -> (Target, Params
     )
 }
 
-/// Exponential backoff with full jitter, from a random source that needs no extra crate.
-fn backoff(base: Duration, attempt: u32) -> Duration {
+/// Exponential backoff with full jitter: half the capped exponential step, plus a random part
+/// of the other half. `random` comes from the runner's id source, so a seeded drill repeats.
+fn backoff(base: Duration, attempt: u32, random: u64) -> Duration {
     let cap = base.saturating_mul(1 << attempt.min(6));
-    let noise = (uuid::Uuid::now_v7().as_u128() & 0xffff) as u64;
-    let ms = cap.as_millis() as u64;
-    Duration::from_millis(ms / 2 + noise % (ms / 2 + 1))
+    let ms = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(ms / 2 + random % (ms / 2 + 1))
 }
 
 impl From<ScriptError> for RunnerError {

@@ -5,31 +5,43 @@
 //! - `decide`: approvals, denials, approval timeouts.
 //! - `release`: undoing a run's containment steps, newest first.
 //! - `plan`: what a run would do, without doing it (`--dry-run`).
+//! - `observe`: hooks for metrics ([`Observer`]).
+//!
+//! The runner drives one run per call and does not schedule anything: the
+//! [`Dispatcher`](crate::dispatch::Dispatcher) decides when, how many at once, and makes sure
+//! one task drives a given run at a time. Every journal write is conditional on the run's
+//! version; a conflict means another writer changed the run, and surfaces as
+//! [`JournalError::Conflict`] for the caller to reload and decide again.
 
 mod decide;
 mod drive;
+mod observe;
 mod plan;
 mod release;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::cloud::Cloud;
 use crate::config::Settings;
 use crate::event::FindingEvent;
-use crate::journal::{Entry, Inserted, Journal, JournalError};
+use crate::ids::{IdSource, RandomIds};
+use crate::journal::{Admission, Entry, Inserted, Journal, JournalError};
 use crate::playbook::{self, LoadError, MatchOutcome, PlaybookRef, PlaybookSet};
 use crate::run::{Run, RunState, StepRecord, Trigger};
 use crate::script::{Context, Sandbox};
 
+pub use decide::{check_approver, Expired};
+pub use observe::{NoObserver, Observer};
 pub use plan::{plan, Plan, PlannedStep};
 
 /// Runner errors (a failed step is not one: it is recorded in the run).
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
-    /// The journal failed.
+    /// The journal failed, or a conditional write lost to another writer.
     #[error(transparent)]
     Journal(#[from] JournalError),
     /// No such run.
@@ -48,6 +60,13 @@ pub enum RunnerError {
     },
 }
 
+impl RunnerError {
+    /// Whether another writer changed the run first (reload and decide again).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, RunnerError::Journal(JournalError::Conflict { .. }))
+    }
+}
+
 /// Runner result.
 pub type Result<T, E = RunnerError> = std::result::Result<T, E>;
 
@@ -61,6 +80,16 @@ pub struct Submitted {
     pub run_id: Option<String>,
     /// `created`, `duplicate`, or why no run started.
     pub status: String,
+    /// The account the run acts in by default (the finding's).
+    #[serde(skip)]
+    pub account: String,
+}
+
+impl Submitted {
+    /// Whether this match created a new run.
+    pub fn created(&self) -> bool {
+        self.status == "created" && self.run_id.is_some()
+    }
 }
 
 /// Drives runs: the one place that writes runs to the journal.
@@ -69,12 +98,16 @@ pub struct Runner {
     cloud: Cloud,
     settings: Settings,
     sandbox: Arc<Sandbox>,
-    playbooks: Arc<PlaybookSet>,
+    playbooks: RwLock<Arc<PlaybookSet>>,
     clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+    observer: Arc<dyn Observer>,
+    stop: CancellationToken,
 }
 
 impl Runner {
-    /// A runner over a journal, a cloud and the loaded playbooks.
+    /// A runner over a journal, a cloud and the loaded playbooks, with random run ids and no
+    /// observer (see [`Runner::with_ids`], [`Runner::with_observer`]).
     pub fn new(
         journal: Arc<dyn Journal>,
         cloud: Cloud,
@@ -88,9 +121,24 @@ impl Runner {
             cloud,
             settings,
             sandbox,
-            playbooks,
+            playbooks: RwLock::new(playbooks),
             clock,
+            ids: Arc::new(RandomIds),
+            observer: Arc::new(NoObserver),
+            stop: CancellationToken::new(),
         }
+    }
+
+    /// Run ids and jitter from `ids` (a seeded source makes a drill repeatable).
+    pub fn with_ids(mut self, ids: Arc<dyn IdSource>) -> Runner {
+        self.ids = ids;
+        self
+    }
+
+    /// Step and run events go to `observer` (metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Runner {
+        self.observer = observer;
+        self
     }
 
     /// The journal.
@@ -98,16 +146,53 @@ impl Runner {
         self.journal.as_ref()
     }
 
-    /// The loaded playbooks.
-    pub fn playbooks(&self) -> &PlaybookSet {
-        &self.playbooks
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The observer.
+    pub fn observer(&self) -> &Arc<dyn Observer> {
+        &self.observer
+    }
+
+    /// The sandbox scripts run in.
+    pub fn sandbox(&self) -> &Arc<Sandbox> {
+        &self.sandbox
+    }
+
+    /// The loaded playbooks (a snapshot: a reload does not change what the caller holds).
+    pub fn playbooks(&self) -> Arc<PlaybookSet> {
+        self.playbooks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the loaded playbooks. Runs already created keep the playbook text they started
+    /// with (it is journaled with them).
+    pub fn set_playbooks(&self, set: Arc<PlaybookSet>) {
+        *self.playbooks.write().unwrap_or_else(|p| p.into_inner()) = set;
+    }
+
+    /// Asks every drive in progress to stop before its next step (a step already under way
+    /// finishes); used by a graceful shutdown. The runs stay open and resume at the next start.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Whether [`Runner::stop`] was called.
+    pub fn stopping(&self) -> bool {
+        self.stop.is_cancelled()
     }
 
     /// Matches a finding against every playbook and journals a run for each match that starts
-    /// one, unless its dedup key already has a run. Returns at once; runs are driven separately.
-    pub fn submit(&self, fe: &FindingEvent) -> Result<Vec<Submitted>> {
+    /// one, unless its dedup key already has a run. Returns once the runs are durable; runs are
+    /// driven separately.
+    pub async fn submit(&self, fe: &FindingEvent) -> Result<Vec<Submitted>> {
         let mut out = Vec::new();
-        for m in self.playbooks.evaluate(fe, &self.sandbox) {
+        let playbooks = self.playbooks();
+        for m in playbooks.evaluate(fe, &self.sandbox) {
             let trigger = match &m.outcome {
                 MatchOutcome::Run => Trigger::Event,
                 MatchOutcome::CustomAction => Trigger::CustomAction {
@@ -128,24 +213,36 @@ impl Runner {
                         playbook: m.playbook.id.clone(),
                         run_id: None,
                         status: status.unwrap_or_default(),
+                        account: fe.finding.account.clone(),
                     });
                     continue;
                 }
             };
-            out.push(self.create_run(&m.playbook, fe, trigger)?);
+            out.push(
+                self.create_run(&m.playbook, fe, trigger, Admission::Deliver)
+                    .await?,
+            );
         }
         Ok(out)
     }
 
     /// Journals a run of `playbook` for the finding (the CLI's `run --playbook` and chat use this
-    /// directly), unless the dedup key already has one.
-    pub fn create_run(
+    /// directly), as `admission` allows: a delivery never repeats a dedup key's run; a person's
+    /// [`Admission::Rerun`] may, once that run has finished.
+    pub async fn create_run(
         &self,
         playbook: &PlaybookRef,
         fe: &FindingEvent,
         trigger: Trigger,
+        admission: Admission,
     ) -> Result<Submitted> {
         let finding = serde_json::to_value(&fe.finding).unwrap_or(Value::Null);
+        let refused = |status: String| Submitted {
+            playbook: playbook.id.clone(),
+            run_id: None,
+            status,
+            account: fe.finding.account.clone(),
+        };
         let dedup = match &playbook.dedup {
             None => fe.finding.dedup_id.clone(),
             Some(t) => {
@@ -153,19 +250,14 @@ impl Runner {
                 match self.sandbox.render(t, &ctx) {
                     Ok(Value::String(s)) => s,
                     Ok(other) => other.to_string(),
-                    Err(e) => {
-                        return Ok(Submitted {
-                            playbook: playbook.id.clone(),
-                            run_id: None,
-                            status: format!("dedup key failed: {e}"),
-                        })
-                    }
+                    Err(e) => return Ok(refused(format!("dedup key failed: {e}"))),
                 }
             }
         };
         let now = self.clock.now_ms();
         let run = Run {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: self.ids.run_id(now),
+            version: 0,
             playbook: playbook.id.clone(),
             playbook_version: playbook.version.clone(),
             playbook_source: playbook.source.clone(),
@@ -193,7 +285,7 @@ impl Runner {
             step: None,
             what: format!("run created for finding {}", fe.finding.id),
         };
-        let (run_id, status) = match self.journal.insert(&run, &entry)? {
+        let (run_id, status) = match self.journal.insert(&run, &entry, admission).await? {
             Inserted::Created => {
                 tracing::info!(run_id = %run.id, playbook = %playbook.id, finding = %fe.finding.id, "Run created");
                 (run.id, "created")
@@ -204,28 +296,21 @@ impl Runner {
             playbook: playbook.id.clone(),
             run_id: Some(run_id),
             status: status.into(),
+            account: fe.finding.account.clone(),
         })
     }
 
-    /// Drives every run a restart must pick up (and applies approval timeouts that passed).
-    pub async fn resume_all(&self) -> Result<Vec<(String, RunState)>> {
-        self.expire_approvals().await?;
-        let mut out = Vec::new();
-        for id in self.journal.open_ids()? {
-            let state = self.drive(&id).await?;
-            out.push((id, state));
-        }
-        Ok(out)
-    }
-
-    fn load(&self, id: &str) -> Result<Run> {
+    /// A run by id, or [`RunnerError::NoRun`].
+    pub async fn load(&self, id: &str) -> Result<Run> {
         self.journal
-            .get(id)?
+            .get(id)
+            .await?
             .ok_or_else(|| RunnerError::NoRun(id.to_string()))
     }
 
-    /// Saves a transition (flushed) with a timeline line.
-    fn save(&self, run: &mut Run, step: Option<&str>, what: impl Into<String>) -> Result<()> {
+    /// Saves a transition (durable, conditional on the run's version) with a timeline line,
+    /// and takes the new version.
+    async fn save(&self, run: &mut Run, step: Option<&str>, what: impl Into<String>) -> Result<()> {
         run.updated_ms = self.clock.now_ms();
         let entry = Entry {
             at_ms: run.updated_ms,
@@ -233,14 +318,14 @@ impl Runner {
             step: step.map(String::from),
             what: what.into(),
         };
-        self.journal.update(run, &entry)?;
+        run.version = self.journal.update(run, &entry).await?;
         Ok(())
     }
 
     /// The compiled playbook the run started with: the loaded one when its text is unchanged,
     /// else the run's own journaled copy, compiled.
     fn playbook_for(&self, run: &Run) -> Result<PlaybookRef> {
-        if let Some(p) = self.playbooks.get(&run.playbook) {
+        if let Some(p) = self.playbooks().get(&run.playbook) {
             if p.source == run.playbook_source {
                 return Ok(p.clone());
             }

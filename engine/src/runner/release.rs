@@ -20,7 +20,8 @@ impl Runner {
     /// running release again retries only what is not yet undone.
     #[tracing::instrument(skip(self), fields(run_id = %id))]
     pub async fn release(&self, id: &str, by: &str) -> Result<RunState> {
-        let mut run = self.load(id)?;
+        super::decide::check_approver(by).map_err(RunnerError::State)?;
+        let mut run = self.load(id).await?;
         if !run.state.is_releasable() {
             return Err(RunnerError::State(format!(
                 "run {id} is {}; only finished runs, or runs waiting for approval, can be released",
@@ -36,7 +37,8 @@ impl Runner {
         }
         if run.state != RunState::Releasing {
             run.state = RunState::Releasing;
-            self.save(&mut run, None, format!("release requested by {by}"))?;
+            self.save(&mut run, None, format!("release requested by {by}"))
+                .await?;
         }
         let mut failed = 0;
         for i in (0..run.steps.len()).rev() {
@@ -64,7 +66,8 @@ impl Runner {
                 &mut run,
                 Some(&step_id),
                 format!("undoing {}", action.meta().id),
-            )?;
+            )
+            .await?;
 
             let ctx = ActionContext {
                 cloud: &self.cloud,
@@ -78,7 +81,7 @@ impl Runner {
                 attempt += 1;
                 match action.undo(&ctx, &prepared).await {
                     Err(e) if e.is_retryable() && attempt < UNDO_ATTEMPTS => {
-                        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                        self.clock.sleep(Duration::from_millis(200 << attempt)).await;
                     }
                     other => break other,
                 }
@@ -98,7 +101,7 @@ impl Runner {
                     format!("undo failed: {e}")
                 }
             };
-            self.save(&mut run, Some(&step_id), what)?;
+            self.save(&mut run, Some(&step_id), what).await?;
         }
         run.state = if failed == 0 {
             RunState::Released
@@ -108,7 +111,7 @@ impl Runner {
         run.error = (failed > 0)
             .then(|| format!("{failed} undo(s) failed; run release again to retry them"));
         let what = run.error.clone().unwrap_or_else(|| "released".into());
-        self.save(&mut run, None, what)?;
-        Ok(run.state)
+        self.save(&mut run, None, what).await?;
+        self.settled(&run)
     }
 }

@@ -1,0 +1,503 @@
+//! The dispatcher: findings in, runs driven as tokio tasks. The CLI, `cordon serve` and drills
+//! all go through it.
+//!
+//! - A submitted finding's runs are journaled (durable) before [`Dispatcher::submit`] returns,
+//!   then each is driven by its own task, after the answer.
+//! - At most [`Limits::runs`] runs are driven at once, and at most [`Limits::per_account`] in any
+//!   one account, so one noisy account cannot starve the others or exhaust its API rate limits.
+//! - One task drives a given run at a time: asking to drive a run that is being driven makes its
+//!   task go round once more instead. Releases take the same turn.
+//! - A run that stops at an approval with a timeout gets a timer on the runner's clock; when it
+//!   fires, the default decision applies and the run goes on.
+//! - [`Dispatcher::start`] picks up every open run of the journal (after a crash or a restart).
+//! - [`Dispatcher::shutdown`] stops taking work, lets each run finish the step under way within a
+//!   grace period, and leaves the rest for the next start.
+//! - Backpressure: when [`Limits::queue`] runs are already admitted and not settled, a submission
+//!   is refused with [`DispatchError::Busy`] before anything is written.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::event::FindingEvent;
+use crate::journal::Admission;
+use crate::playbook::{PlaybookRef, PlaybookSet};
+use crate::run::{RunState, Trigger};
+use crate::runner::{Expired, Runner, RunnerError, Submitted};
+
+/// How many runs at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Runs driven at once, in all.
+    pub runs: usize,
+    /// Runs driven at once in one account.
+    pub per_account: usize,
+    /// Runs admitted and not yet settled (driving, or waiting for a slot) before new findings
+    /// are refused with [`DispatchError::Busy`].
+    pub queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            runs: 64,
+            per_account: 8,
+            queue: 10_000,
+        }
+    }
+}
+
+/// Why the dispatcher did not take a request.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// Too many runs in flight; try again after `retry_after`.
+    #[error("{queued} runs are in flight (limit {limit}); try again in {}s", retry_after.as_secs())]
+    Busy {
+        /// Runs admitted and not settled.
+        queued: usize,
+        /// The limit.
+        limit: usize,
+        /// A sensible wait before trying again.
+        retry_after: Duration,
+    },
+    /// The dispatcher is shutting down.
+    #[error("cordon is shutting down")]
+    ShuttingDown,
+    /// The runner (or the journal) failed.
+    #[error(transparent)]
+    Runner(#[from] RunnerError),
+}
+
+/// A run changed state (broadcast to [`Dispatcher::subscribe`]rs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunUpdate {
+    /// Run id.
+    pub run_id: String,
+    /// Its state now.
+    pub state: RunState,
+    /// No task is driving it any more: it is finished, waiting for a person, or stopped for a
+    /// shutdown.
+    pub settled: bool,
+}
+
+/// What [`Dispatcher::start`] picked up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Resumed {
+    /// Runs being driven again.
+    pub driven: Vec<String>,
+    /// Runs waiting for a decision (their timers armed).
+    pub waiting: Vec<String>,
+    /// Approval timeouts that had passed, applied at start.
+    pub expired: Vec<Expired>,
+}
+
+/// The dispatcher. Cheap to clone; all clones share one set of tasks.
+#[derive(Clone)]
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    runner: Arc<Runner>,
+    limits: Limits,
+    slots: Arc<Semaphore>,
+    accounts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Runs with a task: run id -> "go round once more".
+    active: Mutex<HashMap<String, bool>>,
+    tasks: Tasks,
+    shutdown: CancellationToken,
+    updates: broadcast::Sender<RunUpdate>,
+}
+
+/// Consecutive conflicts after which a task gives a run up (another writer keeps winning).
+const MAX_CONFLICTS: usize = 16;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Dispatcher {
+    /// A dispatcher driving `runner`'s runs within `limits` (zeros are taken as 1).
+    pub fn new(runner: Runner, limits: Limits) -> Dispatcher {
+        let limits = Limits {
+            runs: limits.runs.max(1),
+            per_account: limits.per_account.max(1),
+            queue: limits.queue.max(1),
+        };
+        let (updates, _) = broadcast::channel(1024);
+        Dispatcher {
+            inner: Arc::new(Inner {
+                runner: Arc::new(runner),
+                limits,
+                slots: Arc::new(Semaphore::new(limits.runs)),
+                accounts: Mutex::new(HashMap::new()),
+                active: Mutex::new(HashMap::new()),
+                tasks: Tasks::default(),
+                shutdown: CancellationToken::new(),
+                updates,
+            }),
+        }
+    }
+
+    /// The runner.
+    pub fn runner(&self) -> &Runner {
+        &self.inner.runner
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    /// Runs admitted and not yet settled.
+    pub fn queue_depth(&self) -> usize {
+        lock(&self.inner.active).len()
+    }
+
+    /// Run updates from now on. A slow receiver may miss some ([`broadcast`] semantics); read
+    /// the journal for the truth.
+    pub fn subscribe(&self) -> broadcast::Receiver<RunUpdate> {
+        self.inner.updates.subscribe()
+    }
+
+    /// Replaces the loaded playbooks; runs in flight keep theirs.
+    pub fn reload(&self, set: PlaybookSet) {
+        self.inner.runner.set_playbooks(Arc::new(set));
+    }
+
+    /// Picks up the journal's open runs: approval timeouts that passed are applied first, then
+    /// unfinished runs are driven and waiting runs get their timers.
+    pub async fn start(&self) -> Result<Resumed, DispatchError> {
+        let runner = &self.inner.runner;
+        let mut resumed = Resumed::default();
+        for id in runner.journal().open_ids().await.map_err(RunnerError::from)? {
+            if let Some(e) = runner.expire(&id).await? {
+                resumed.expired.push(e);
+            }
+            let run = runner.load(&id).await?;
+            if run.state == RunState::WaitingApproval {
+                self.inner.arm_timer(&id);
+                resumed.waiting.push(id);
+            } else if run.state.is_unfinished() {
+                self.inner.schedule(&id, Some(run.account));
+                resumed.driven.push(id);
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// Journals the runs a finding starts (durable on return) and schedules them.
+    /// `received` is when the finding arrived, for the time-to-first-action metric.
+    ///
+    /// Errors: [`DispatchError::Busy`] (nothing written) when the queue is full;
+    /// [`DispatchError::Runner`] when the journal failed (runs already written stay, and a
+    /// repeat of the delivery finds them as duplicates).
+    pub async fn submit(
+        &self,
+        fe: &FindingEvent,
+        received: Instant,
+    ) -> Result<Vec<Submitted>, DispatchError> {
+        self.admit()?;
+        let submitted = self.inner.runner.submit(fe).await?;
+        for s in &submitted {
+            self.launch(s, received);
+        }
+        Ok(submitted)
+    }
+
+    /// Journals and schedules one run of `playbook` for the finding, started by a person or a
+    /// custom action (`admission` says whether a finished run of the same key may be repeated).
+    pub async fn start_run(
+        &self,
+        playbook: &PlaybookRef,
+        fe: &FindingEvent,
+        trigger: Trigger,
+        admission: Admission,
+    ) -> Result<Submitted, DispatchError> {
+        self.admit()?;
+        let s = self
+            .inner
+            .runner
+            .create_run(playbook, fe, trigger, admission)
+            .await?;
+        self.launch(&s, Instant::now());
+        Ok(s)
+    }
+
+    fn admit(&self) -> Result<(), DispatchError> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(DispatchError::ShuttingDown);
+        }
+        let queued = self.queue_depth();
+        if queued >= self.inner.limits.queue {
+            return Err(DispatchError::Busy {
+                queued,
+                limit: self.inner.limits.queue,
+                retry_after: Duration::from_secs(5),
+            });
+        }
+        Ok(())
+    }
+
+    fn launch(&self, s: &Submitted, received: Instant) {
+        if let (true, Some(id)) = (s.created(), &s.run_id) {
+            self.inner
+                .runner
+                .observer()
+                .run_created(id, &s.playbook, received);
+            self.inner.schedule(id, Some(s.account.clone()));
+        }
+    }
+
+    /// Records a decision on a waiting step (durable) and, after an approval, drives the run on.
+    /// Returns the run's state right after the decision (`running` or `denied`).
+    pub async fn decide(
+        &self,
+        id: &str,
+        step: &str,
+        approved: bool,
+        by: &str,
+    ) -> Result<RunState, DispatchError> {
+        let state = self.inner.runner.decide(id, step, approved, by).await?;
+        if state == RunState::Running {
+            self.inner.schedule(id, None);
+        }
+        Ok(state)
+    }
+
+    /// Undoes a run's containment, in this task, taking the run's turn: a run being driven
+    /// cannot be released until it stops.
+    pub async fn release(&self, id: &str, by: &str) -> Result<RunState, DispatchError> {
+        {
+            let mut active = lock(&self.inner.active);
+            if active.contains_key(id) {
+                return Err(RunnerError::State(format!(
+                    "run {id} is being driven; release it once it stops (see `cordon runs show {id}`)"
+                ))
+                .into());
+            }
+            active.insert(id.to_string(), false);
+        }
+        let result = self.inner.runner.release(id, by).await;
+        lock(&self.inner.active).remove(id);
+        let state = result?;
+        self.inner.publish(id, state, true);
+        Ok(state)
+    }
+
+    /// Waits until no task drives run `id`, and returns its state then.
+    pub async fn wait(&self, id: &str) -> Result<RunState, DispatchError> {
+        let mut updates = self.subscribe();
+        loop {
+            if !lock(&self.inner.active).contains_key(id) {
+                return Ok(self.inner.runner.load(id).await?.state);
+            }
+            match updates.recv().await {
+                Ok(u) if u.settled && u.run_id == id => return Ok(u.state),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => {
+                    return Err(DispatchError::ShuttingDown)
+                }
+            }
+        }
+    }
+
+    /// Waits until no run is being driven.
+    pub async fn idle(&self) {
+        let mut updates = self.subscribe();
+        while self.queue_depth() > 0 {
+            if let Err(broadcast::error::RecvError::Closed) = updates.recv().await {
+                return;
+            }
+        }
+    }
+
+    /// Stops taking work, asks every run to stop before its next step, cancels timers, and
+    /// waits up to `grace` for the steps under way. Returns whether everything stopped in time
+    /// (if not, the steps still under way are cut off when the process exits; the journal holds
+    /// their intent, so the next start resumes them).
+    pub async fn shutdown(&self, grace: Duration) -> bool {
+        self.inner.shutdown.cancel();
+        self.inner.runner.stop();
+        tokio::time::timeout(grace, self.inner.tasks.none_left())
+            .await
+            .is_ok()
+    }
+}
+
+impl Inner {
+    /// Makes sure a task drives run `id`: starts one, or tells the running one to go round
+    /// again. `account` (the run's default account) picks the per-account limit; `None`
+    /// reads it from the journal.
+    fn schedule(self: &Arc<Self>, id: &str, account: Option<String>) {
+        {
+            let mut active = lock(&self.active);
+            if let Some(again) = active.get_mut(id) {
+                *again = true;
+                return;
+            }
+            active.insert(id.to_string(), false);
+        }
+        let inner = self.clone();
+        let id = id.to_string();
+        self.tasks.spawn(async move { inner.drive_task(id, account).await });
+    }
+
+    async fn drive_task(self: Arc<Self>, id: String, account: Option<String>) {
+        let account = match account {
+            Some(a) => a,
+            None => match self.runner.load(&id).await {
+                Ok(run) => run.account,
+                Err(e) => {
+                    tracing::error!(run_id = %id, error = %e, "Cannot load the run to drive it");
+                    String::new()
+                }
+            },
+        };
+        let per_account = self.account_limit(&account);
+        let permits = tokio::select! {
+            p = async { (self.slots.clone().acquire_owned().await, per_account.clone().acquire_owned().await) } => Some(p),
+            () = self.shutdown.cancelled() => None,
+        };
+        let mut state = RunState::Pending;
+        let mut conflicts = 0;
+        if permits.is_some() {
+            loop {
+                match self.runner.drive(&id).await {
+                    Ok(s) => {
+                        state = s;
+                        conflicts = 0;
+                        if s == RunState::WaitingApproval {
+                            self.arm_timer(&id);
+                        }
+                        self.publish(&id, s, false);
+                    }
+                    Err(e) if e.is_conflict() && conflicts < MAX_CONFLICTS => {
+                        conflicts += 1;
+                        tracing::debug!(run_id = %id, error = %e, "Run changed meanwhile; driving it again from the journal");
+                        lock(&self.active).insert(id.clone(), true);
+                    }
+                    Err(e) => {
+                        tracing::error!(run_id = %id, error = %e, "Driving the run failed; it stays open for the next start");
+                    }
+                }
+                let mut active = lock(&self.active);
+                if active.get(&id) == Some(&true) && !self.runner.stopping() {
+                    active.insert(id.clone(), false);
+                    continue;
+                }
+                active.remove(&id);
+                break;
+            }
+        } else {
+            lock(&self.active).remove(&id);
+        }
+        drop(permits);
+        drop(per_account);
+        self.forget_account(&account);
+        self.publish(&id, state, true);
+    }
+
+    fn account_limit(&self, account: &str) -> Arc<Semaphore> {
+        lock(&self.accounts)
+            .entry(account.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.limits.per_account)))
+            .clone()
+    }
+
+    /// Drops an account's semaphore once no task holds it, so the map stays as small as the
+    /// set of accounts with runs in flight.
+    fn forget_account(&self, account: &str) {
+        let mut accounts = lock(&self.accounts);
+        if accounts
+            .get(account)
+            .is_some_and(|s| Arc::strong_count(s) == 1)
+        {
+            accounts.remove(account);
+        }
+    }
+
+    fn publish(&self, id: &str, state: RunState, settled: bool) {
+        let _ = self.updates.send(RunUpdate {
+            run_id: id.to_string(),
+            state,
+            settled,
+        });
+    }
+
+    /// Waits on the runner's clock for the run's approval deadline, then applies the default
+    /// decision (unless someone decided first) and drives the run on after an approval.
+    fn arm_timer(self: &Arc<Self>, id: &str) {
+        let inner = self.clone();
+        let id = id.to_string();
+        self.tasks.spawn(async move {
+            let deadline = match inner.runner.deadline(&id).await {
+                Ok(Some(d)) => d,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(run_id = %id, error = %e, "Cannot read the approval deadline");
+                    return;
+                }
+            };
+            tokio::select! {
+                () = inner.runner.clock().sleep_until(deadline) => {}
+                () = inner.shutdown.cancelled() => return,
+            }
+            match inner.runner.expire(&id).await {
+                Ok(Some(e)) => {
+                    tracing::info!(run_id = %id, step = %e.step, approved = e.approved, "Approval timed out; default applied");
+                    if e.approved {
+                        inner.schedule(&id, None);
+                    } else {
+                        inner.publish(&id, RunState::Denied, true);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(run_id = %id, error = %e, "Applying the approval timeout failed")
+                }
+            }
+        });
+    }
+}
+
+/// The dispatcher's spawned tasks (drivers and timers), counted so a shutdown can wait for them.
+struct Tasks {
+    live: watch::Sender<usize>,
+}
+
+impl Default for Tasks {
+    fn default() -> Tasks {
+        Tasks {
+            live: watch::Sender::new(0),
+        }
+    }
+}
+
+/// Counts one task out when dropped, however the task ends.
+struct TaskGuard(watch::Sender<usize>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
+
+impl Tasks {
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.live.send_modify(|n| *n += 1);
+        let guard = TaskGuard(self.live.clone());
+        tokio::spawn(async move {
+            let _guard = guard;
+            task.await;
+        });
+    }
+
+    async fn none_left(&self) {
+        let mut live = self.live.subscribe();
+        let _ = live.wait_for(|n| *n == 0).await;
+    }
+}
