@@ -5,6 +5,7 @@
 //! action logic in `actions` is written once and runs against either.
 
 mod error;
+mod ids;
 mod types;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use serde_json::Value;
 use crate::secret::Secret;
 
 pub use error::{missing_as_done, missing_as_none, CloudError, ErrorKind};
+pub use ids::{check_account_id, check_region};
 pub use types::*;
 
 /// Result of a cloud call.

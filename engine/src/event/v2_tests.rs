@@ -1,0 +1,1 @@
+//! The new Security Hub (OCSF), end to end through `parse`.
