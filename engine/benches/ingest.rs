@@ -490,6 +490,7 @@ fn outcome(o: &MatchOutcome) -> &'static str {
         MatchOutcome::ManualOnly => "manual only",
         MatchOutcome::WhenFalse => "when false",
         MatchOutcome::WhenError(_) => "when error",
+        MatchOutcome::Sample(_) => "sample",
     }
 }
 

@@ -411,6 +411,25 @@ mod tests {
             severity(&obj(f), "", true).ok(),
             Some((8.0, SeverityLabel::High))
         );
+        // `Product` is the provider's native scale: a value outside GuardDuty's 0-10 (or not a
+        // number) is not an error, and Label/Normalized decide.
+        for product in [json!(70), json!(-1), json!("high"), json!(null)] {
+            for guardduty in [true, false] {
+                let mut f = base();
+                f["Severity"] = json!({"Product": product, "Label": "HIGH"});
+                assert_eq!(
+                    severity(&obj(f.clone()), "", guardduty).ok(),
+                    Some((7.0, SeverityLabel::High)),
+                    "{product} {guardduty}"
+                );
+                f["Severity"] = json!({"Product": product, "Label": "HIGH", "Normalized": 80});
+                assert_eq!(
+                    severity(&obj(f), "", guardduty).ok(),
+                    Some((8.0, SeverityLabel::High)),
+                    "{product} {guardduty}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -180,6 +180,35 @@ fn expectations() -> Vec<(&'static str, Expect)> {
                 user: Some(("alice", "IAMUser")),
                 dedup: "7e1f0c2b3a4d5e6f708192a3b4c5d6e7" }],
         }),
+        ("constructed/aws.guardduty__UnauthorizedAccess_EC2_TorClient_SAMPLE__constructed.json", Findings {
+            envelope_account: "111122223333", synthetic: false, custom_action: None,
+            findings: vec![F { source: GD, kind: "UnauthorizedAccess:EC2/TorClient", severity: 8.0,
+                label: High, account: "111122223333", region: "us-east-1",
+                resources: &[("Instance", "i-99999999")], user: None,
+                dedup: "c3d4e5f60718293a4b5c6d7e8f90a1b2" }],
+        }),
+        // Every finding of the batch, the one whose Severity.Product (70) is not GuardDuty's
+        // 0-10 included: its Label/Normalized (HIGH, 80) give 8.0.
+        ("constructed/aws.securityhub__GuardDuty-batch-one-odd-Severity.Product_Imported__constructed.json", Findings {
+            envelope_account: "123456789012", synthetic: false, custom_action: None,
+            findings: vec![
+                F { source: SH, kind: "Backdoor:EC2/C&CActivity.B!DNS", severity: 8.0, label: High,
+                    account: "123456789012", region: "eu-west-1",
+                    resources: &[("Instance", "i-00000000000000000")], user: None, dedup: "f000000" },
+                F { source: SH, kind: "Backdoor:EC2/C&CActivity.B!DNS", severity: 8.0, label: High,
+                    account: "123456789012", region: "eu-west-1",
+                    resources: &[("Instance", "i-00000000000000001")], user: None, dedup: "f000001" },
+                F { source: SH, kind: "Backdoor:EC2/C&CActivity.B!DNS", severity: 8.0, label: High,
+                    account: "123456789012", region: "eu-west-1",
+                    resources: &[("Instance", "i-00000000000000032")], user: None, dedup: "f000050" },
+                F { source: SH, kind: "Backdoor:EC2/C&CActivity.B!DNS", severity: 8.0, label: High,
+                    account: "123456789012", region: "eu-west-1",
+                    resources: &[("Instance", "i-00000000000000033")], user: None, dedup: "f000051" },
+                F { source: SH, kind: "Backdoor:EC2/C&CActivity.B!DNS", severity: 8.0, label: High,
+                    account: "123456789012", region: "eu-west-1",
+                    resources: &[("Instance", "i-00000000000000034")], user: None, dedup: "f000052" },
+            ],
+        }),
         ("slack__signing-test-vector__1.json", Error(
             "not a GuardDuty or Security Hub event or finding: got a JSON object with keys \
              [\"algorithm\", \"description\", \"expected_signature\", \"headers\", \"notes\", \

@@ -31,7 +31,7 @@ mod product;
 mod robustness_tests;
 mod securityhub;
 #[cfg(test)]
-mod v2_tests;
+mod playbook_tests;
 
 use serde_json::Value;
 

@@ -32,6 +32,12 @@ pub enum MatchOutcome {
     WhenFalse,
     /// Pattern matched, `when` failed: no run, and the error is logged.
     WhenError(String),
+    /// Pattern matched, but the finding is a sample GuardDuty generated
+    /// ([`Finding::sample`](crate::Finding::sample)): an `auto` or `approval` playbook does not
+    /// start on it, so teams can test their pipelines with samples. A person may still start the
+    /// playbook on it by hand (`cordon run --playbook`), or through a Security Hub custom action.
+    /// The detail says so.
+    Sample(String),
 }
 
 impl MatchOutcome {
@@ -40,6 +46,10 @@ impl MatchOutcome {
         matches!(self, MatchOutcome::Run | MatchOutcome::CustomAction)
     }
 }
+
+/// What `explain` and `run` say of a sample finding.
+const SAMPLE: &str = "sample finding: GuardDuty generated it to test pipelines, so no containment \
+starts on its own; start one by hand with `cordon run --playbook ID` if you mean it";
 
 /// A playbook whose trigger matched a finding.
 #[derive(Debug, Clone)]
@@ -213,7 +223,7 @@ impl PlaybookSet {
         // what those scripts mention: converting the whole event costs more than matching.
         let whens: Vec<&Script> = matched
             .iter()
-            .filter(|p| p.mode != Mode::Manual)
+            .filter(|p| p.mode != Mode::Manual && !fe.finding.sample)
             .filter_map(|p| p.when.as_ref())
             .collect();
         let ctx = (!whens.is_empty()).then(|| {
@@ -223,6 +233,7 @@ impl PlaybookSet {
         for p in matched {
             let outcome = match (&p.when, p.mode, &ctx) {
                 (_, Mode::Manual, _) => MatchOutcome::ManualOnly,
+                _ if fe.finding.sample => MatchOutcome::Sample(SAMPLE.to_string()),
                 (Some(w), _, Some(ctx)) => match sandbox.eval_bool(w, ctx) {
                     Ok(true) => MatchOutcome::Run,
                     Ok(false) => MatchOutcome::WhenFalse,

@@ -36,8 +36,13 @@
 //! - JSON integers are Rhai `INT`s and other numbers `FLOAT`s; comparisons mix them freely, so
 //!   `finding.severity >= 7` works when severity is `8.0`.
 //! - A template that is exactly `${expr}` yields the expression's value with its type; any other
-//!   template yields a string, strings inserted verbatim, `()` as nothing, other values as JSON.
-//!   `$${` writes a literal `${`.
+//!   template yields a string, strings inserted verbatim, other values as JSON. `$${` writes a
+//!   literal `${`.
+//! - A `${...}` whose value is `()` (a missing field, JSON `null`, an `if` without `else` that
+//!   did not run) is an error of the step that renders it (of the plan, in a dry run), naming
+//!   the expression; it never renders as an empty string that could still name a resource. For
+//!   a value that may be absent on purpose, give a default with Rhai's `??`:
+//!   `${finding.user_name ?? "unknown"}`, `${finding.x ?? ""}`.
 
 mod error;
 mod lex;
@@ -386,15 +391,17 @@ impl Core {
         Ok(Value::String(out))
     }
 
-    /// [`Sandbox::eval`] with runtime errors naming the `${...}` they come from.
+    /// [`Sandbox::eval`] with runtime errors naming the `${...}` they come from; `()` is an
+    /// error (see `template`).
     fn eval_in_template(&self, script: &Script, ctx: &Context) -> Result<Value, ScriptError> {
-        self.eval_json(script, ctx).map_err(|e| match e {
+        let value = self.eval_json(script, ctx).map_err(|e| match e {
             ScriptError::Runtime(message) => ScriptError::Runtime(format!(
                 "in ${{{}}}: {message}",
                 value::truncate(script.source(), 80)
             )),
             other => other,
-        })
+        })?;
+        template::require_value(value, script.source())
     }
 
     /// Evaluates and converts to JSON, on the current thread.
@@ -1005,7 +1012,22 @@ mod tests {
             render(&sb, "${finding.id}${finding.count}"),
             Ok(json!("f-13"))
         );
-        assert_eq!(render(&sb, "[${finding.nope}]"), Ok(json!("[]")));
+        // A missing field is an error naming the expression, never an empty string; `??` gives
+        // an optional value on purpose.
+        for text in [
+            "[${finding.nope}]",
+            "${finding.nope}",
+            "i-${ if false { 1 } }",
+            "${finding.resources.filter(|r| r.type == \"AccessKey\")[0].id}",
+            "${finding.resources[1].id}",
+        ] {
+            match render(&sb, text) {
+                Err(ScriptError::Runtime(m)) => assert!(m.starts_with("in ${"), "{m}"),
+                other => panic!("{text}: expected an error, got {other:?}"),
+            }
+        }
+        assert_eq!(render(&sb, "[${finding.nope ?? \"\"}]"), Ok(json!("[]")));
+        assert_eq!(render(&sb, "${finding.nope ?? 5}"), Ok(json!(5)));
         assert_eq!(render(&sb, "m=${ #{a: 1} }"), Ok(json!("m={\"a\":1}")));
         assert_eq!(
             render(&sb, r#"${ "a}b" } and ${ '}' }"#),

@@ -1,1 +1,0 @@
-//! The new Security Hub (OCSF), end to end through `parse`.
