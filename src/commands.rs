@@ -76,26 +76,58 @@ fn read_event(path: Option<&Path>) -> Result<(String, Vec<u8>)> {
     }
 }
 
-/// Parses an event; a non-finding event is reported, not an error.
-fn findings(path: Option<&Path>) -> Result<Vec<FindingEvent>> {
+/// Exit code when some finding of the input was rejected (the others were still processed).
+pub const EXIT_REJECTED: i32 = 1;
+
+/// The findings of an event. A non-finding event is reported, not an error; each finding of a
+/// batch that could not be read is reported on stderr with its index and JSON path, and counted,
+/// while the others go on.
+struct Findings {
+    list: Vec<FindingEvent>,
+    rejected: usize,
+}
+
+impl Findings {
+    /// `code`, raised to [`EXIT_REJECTED`] when a finding was rejected.
+    fn exit(&self, code: i32) -> i32 {
+        if self.rejected > 0 {
+            code.max(EXIT_REJECTED)
+        } else {
+            code
+        }
+    }
+}
+
+fn findings(path: Option<&Path>) -> Result<Findings> {
     let (name, bytes) = read_event(path)?;
     match event::parse(&bytes).map_err(|e| anyhow!("{name}: {e}"))? {
-        Parsed::Findings(f) => Ok(f),
+        Parsed::Findings(batch) => {
+            for r in &batch.rejected {
+                eprintln!("{name}: rejected {r}");
+            }
+            Ok(Findings {
+                rejected: batch.rejected.len(),
+                list: batch.findings,
+            })
+        }
         Parsed::Ignored(i) => {
             eprintln!(
                 "{name}: ignored: {} event from {}: {}",
                 i.detail_type, i.source, i.reason
             );
-            Ok(Vec::new())
+            Ok(Findings {
+                list: Vec::new(),
+                rejected: 0,
+            })
         }
     }
 }
 
 pub fn explain(app: &App, event: &Path, as_json: bool) -> Result<i32> {
     let set = app.playbooks()?;
-    let fes = findings(Some(event))?;
+    let parsed = findings(Some(event))?;
     let mut out = Vec::new();
-    for fe in &fes {
+    for fe in &parsed.list {
         let mut v = serde_json::to_value(&fe.finding)?;
         v["playbooks"] = serde_json::to_value(set.explain(fe, &app.sandbox))?;
         if let Some(a) = &fe.custom_action {
@@ -108,7 +140,7 @@ pub fn explain(app: &App, event: &Path, as_json: bool) -> Result<i32> {
     } else {
         render::explain(&out);
     }
-    Ok(0)
+    Ok(parsed.exit(0))
 }
 
 pub async fn run(
@@ -120,7 +152,8 @@ pub async fn run(
     as_json: bool,
 ) -> Result<i32> {
     let set = app.playbooks()?;
-    let fes = findings(event)?;
+    let parsed = findings(event)?;
+    let fes = &parsed.list;
     if let Some(id) = playbook {
         if set.get(id).is_none() {
             let ids: Vec<&str> = set.iter().map(|p| p.id.as_str()).collect();
@@ -128,13 +161,13 @@ pub async fn run(
         }
     }
     if dry_run {
-        return dry(app, set, &fes, playbook, as_json);
+        return dry(app, set, fes, playbook, as_json).map(|code| parsed.exit(code));
     }
     let (cloud, sim) = app.cloud(false).await?;
     let runner = app.runner(cloud, set)?;
     let mut report = Vec::new();
     let mut code = 0;
-    for fe in &fes {
+    for fe in fes {
         seed(sim.as_deref(), fe)?;
         let submitted = match playbook {
             Some(id) => {
@@ -173,7 +206,7 @@ pub async fn run(
     } else {
         render::run_report(&report, fes.len());
     }
-    Ok(code)
+    Ok(parsed.exit(code))
 }
 
 fn dry(

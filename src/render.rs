@@ -35,6 +35,14 @@ pub fn explain(findings: &[Value]) {
         if let Some(u) = f.get("user_name") {
             println!("  user      {} ({})", s(u), s(&f["user_type"]));
         }
+        if let Some(st) = f.get("status") {
+            println!("  status    {}", s(st));
+        }
+        if f["sample"] == Value::Bool(true) {
+            println!(
+                "  sample    yes: a sample finding GuardDuty generated; nothing starts on its own"
+            );
+        }
         for p in f["playbooks"].as_array().into_iter().flatten() {
             let verdict = match p.get("outcome") {
                 Some(o) => {

@@ -59,7 +59,10 @@ fn region_shape(region: &str) -> bool {
     let lower = |s: &str, min: usize, max: usize| {
         (min..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase())
     };
-    let number_ok = matches!(number.as_bytes(), [b'1'..=b'9'] | [b'1'..=b'9', b'0'..=b'9']);
+    let number_ok = matches!(
+        number.as_bytes(),
+        [b'1'..=b'9'] | [b'1'..=b'9', b'0'..=b'9']
+    );
     let (area, words) = rest.split_first().unwrap_or((&"", &[]));
     number_ok && lower(area, 2, 2) && words.iter().all(|w| lower(w, 2, 12))
 }

@@ -16,8 +16,8 @@ use super::json::{
     arn_region, arr_of, bounded, checked_account, checked_region, get, join, kind_of, number,
     obj_of, require_str, str_of, Obj, MAX_TEXT_CHARS,
 };
-use super::{guardduty, product};
 use super::EventError;
+use super::{guardduty, product};
 use crate::finding::{Finding, FindingSource, SeverityLabel};
 
 /// True for a bare ASFF finding: its PascalCase required keys (GuardDuty's are camelCase).

@@ -310,7 +310,10 @@ fn corpus_parses_as_expected() {
                     custom_action,
                     findings,
                 },
-                Ok(Parsed::Findings(Batch { findings: got, rejected })),
+                Ok(Parsed::Findings(Batch {
+                    findings: got,
+                    rejected,
+                })),
             ) => {
                 assert_eq!(rejected, [], "{name}: no finding rejected");
                 assert_eq!(got.len(), findings.len(), "{name}: number of findings");

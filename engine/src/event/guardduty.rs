@@ -14,8 +14,7 @@ use serde_json::Value;
 use super::envelope::{self, GUARDDUTY};
 use super::json::{
     arn_region, arn_tail, arr_of, bounded, checked_account, checked_region, get, join, kind_of,
-    number, obj_of, put, put_tags, require_str, scalar, str_of, Obj, MAX_RESOURCES,
-    MAX_TEXT_CHARS,
+    number, obj_of, put, put_tags, require_str, scalar, str_of, Obj, MAX_RESOURCES, MAX_TEXT_CHARS,
 };
 use super::principal::Principal;
 use super::{EventError, FindingEvent, Parsed};
@@ -63,10 +62,7 @@ pub(crate) fn normalize(
     let finding_type = require_str(d, "type", path)?;
     // The member account the finding is about; with a delegated administrator the envelope's
     // `account` is the administrator's, which is not where containment acts.
-    let account = checked_account(
-        require_str(d, "accountId", path)?,
-        join(path, "accountId"),
-    )?;
+    let account = checked_account(require_str(d, "accountId", path)?, join(path, "accountId"))?;
     let severity = severity(d, path)?;
     let (region, region_path) = match (str_of(d, "region"), envelope_region) {
         (Some(r), _) => (r, join(path, "region")),
@@ -114,8 +110,7 @@ pub(crate) fn normalize(
 /// writes it: `{"value": "{\"sample\":true}", "type": "default"}`). `true` may be written as the
 /// string `"true"`, as ASFF's `ProductFields` (strings only) carry it.
 pub(crate) fn additional_info_is_sample(info: &Obj) -> bool {
-    get(info, "sample").is_some_and(is_true)
-        || str_of(info, "value").is_some_and(json_says_sample)
+    get(info, "sample").is_some_and(is_true) || str_of(info, "value").is_some_and(json_says_sample)
 }
 
 /// True when `text` is a JSON object whose `sample` is true. A bounded parse: the text is

@@ -25,13 +25,13 @@ mod guardduty;
 mod json;
 mod ocsf;
 mod ocsf_resources;
+#[cfg(test)]
+mod playbook_tests;
 mod principal;
 mod product;
 #[cfg(test)]
 mod robustness_tests;
 mod securityhub;
-#[cfg(test)]
-mod playbook_tests;
 
 use serde_json::Value;
 
@@ -320,7 +320,10 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("GuardDuty Finding"), "{msg}");
-        assert!(msg.contains("{\"Findings\": [ASFF or OCSF findings]}"), "{msg}");
+        assert!(
+            msg.contains("{\"Findings\": [ASFF or OCSF findings]}"),
+            "{msg}"
+        );
         assert!(msg.contains("Findings Imported V2"), "{msg}");
     }
 

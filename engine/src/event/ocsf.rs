@@ -55,7 +55,11 @@ pub(crate) fn normalize(f: &Obj, path: &str) -> Result<Finding, EventError> {
     let cloud = require_obj(f, "cloud", path)?;
     let account_path = join(&cloud_path, "account");
     let account = checked_account(
-        require_str(require_obj(cloud, "account", &cloud_path)?, "uid", &account_path)?,
+        require_str(
+            require_obj(cloud, "account", &cloud_path)?,
+            "uid",
+            &account_path,
+        )?,
         join(&account_path, "uid"),
     )?;
     let product_uid = obj_of(f, "metadata")
@@ -89,7 +93,10 @@ pub(crate) fn normalize(f: &Obj, path: &str) -> Result<Finding, EventError> {
     Ok(Finding {
         source: FindingSource::Securityhub,
         id: id.to_string(),
-        title: bounded(str_of(info, "title").unwrap_or(&finding_type), MAX_TEXT_CHARS),
+        title: bounded(
+            str_of(info, "title").unwrap_or(&finding_type),
+            MAX_TEXT_CHARS,
+        ),
         kind: finding_type,
         severity,
         severity_label,
@@ -221,7 +228,14 @@ fn severity(f: &Obj, path: &str) -> Result<(f64, SeverityLabel), EventError> {
             path: p,
             problem: format!("is {n}; OCSF severity_id is 0 to 6 or 99"),
         })?;
-    const CAPTIONS: [&str; 6] = ["informational", "low", "medium", "high", "critical", "fatal"];
+    const CAPTIONS: [&str; 6] = [
+        "informational",
+        "low",
+        "medium",
+        "high",
+        "critical",
+        "fatal",
+    ];
     Ok(match CAPTIONS.get(id) {
         Some(c) => by_caption(c).unwrap_or((0.0, SeverityLabel::Low)),
         None => caption
@@ -278,9 +292,16 @@ mod tests {
                 json!({"severity_id": 99, "severity": "Sev-A"}),
                 (0.0, SeverityLabel::Low),
             ),
-            (json!({"severity": "critical"}), (9.0, SeverityLabel::Critical)),
+            (
+                json!({"severity": "critical"}),
+                (9.0, SeverityLabel::Critical),
+            ),
         ] {
-            assert_eq!(severity(&obj(input.clone()), "").ok(), Some(want), "{input}");
+            assert_eq!(
+                severity(&obj(input.clone()), "").ok(),
+                Some(want),
+                "{input}"
+            );
         }
         let err = |v: Value| severity(&obj(v), "x").err().map(|e| e.to_string());
         assert_eq!(
@@ -296,13 +317,17 @@ mod tests {
 
     #[test]
     fn guardduty_type_is_found_among_types() {
-        let info = obj(json!({"types": ["Threats", "AttackSequence:EC2/CompromisedInstanceGroup"]}));
+        let info =
+            obj(json!({"types": ["Threats", "AttackSequence:EC2/CompromisedInstanceGroup"]}));
         assert_eq!(
             finding_type(&Obj::new(), &info, true).as_deref(),
             Some("AttackSequence:EC2/CompromisedInstanceGroup")
         );
         // Not GuardDuty's: the first entry, whatever it looks like.
-        assert_eq!(finding_type(&Obj::new(), &info, false).as_deref(), Some("Threats"));
+        assert_eq!(
+            finding_type(&Obj::new(), &info, false).as_deref(),
+            Some("Threats")
+        );
         let info = obj(json!({"types": ["TTPs/Discovery/Recon:EC2-PortProbeUnprotectedPort"]}));
         assert_eq!(
             finding_type(&Obj::new(), &info, true).as_deref(),
@@ -310,7 +335,10 @@ mod tests {
         );
         let none = obj(json!({"types": []}));
         let f = obj(json!({"class_name": "Detection Finding"}));
-        assert_eq!(finding_type(&f, &none, true).as_deref(), Some("Detection Finding"));
+        assert_eq!(
+            finding_type(&f, &none, true).as_deref(),
+            Some("Detection Finding")
+        );
         assert_eq!(finding_type(&Obj::new(), &none, true), None);
     }
 
@@ -325,8 +353,14 @@ mod tests {
 
     #[test]
     fn status_falls_back_to_the_id_caption() {
-        assert_eq!(status(&obj(json!({"status_id": 3}))).as_deref(), Some("Suppressed"));
-        assert_eq!(status(&obj(json!({"status": "New", "status_id": 3}))).as_deref(), Some("New"));
+        assert_eq!(
+            status(&obj(json!({"status_id": 3}))).as_deref(),
+            Some("Suppressed")
+        );
+        assert_eq!(
+            status(&obj(json!({"status": "New", "status_id": 3}))).as_deref(),
+            Some("New")
+        );
         assert_eq!(status(&obj(json!({"status_id": 42}))), None);
     }
 }

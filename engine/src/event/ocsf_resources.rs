@@ -73,8 +73,8 @@ impl<'a> Resources<'a> {
                 continue;
             };
             if self.first_region.is_none() {
-                self.first_region = str_of(r, "region")
-                    .map(|reg| (reg, join(&index(&list_path, i), "region")));
+                self.first_region =
+                    str_of(r, "region").map(|reg| (reg, join(&index(&list_path, i), "region")));
             }
             self.resource(r, rtype, rid, account);
         }
@@ -205,7 +205,10 @@ mod tests {
             ("EKSCluster", "c1"),
             ("AwsAccount", "123456789012"),
             ("AwsAccount", "123456789012"),
-            ("AWS::Lambda::Function", "arn:aws:lambda:eu-west-1:123456789012:function:f"),
+            (
+                "AWS::Lambda::Function",
+                "arn:aws:lambda:eu-west-1:123456789012:function:f",
+            ),
         ]
         .map(|(k, i)| (k.to_string(), i.to_string()));
         assert_eq!(ids, want);
@@ -216,7 +219,10 @@ mod tests {
         );
         assert_eq!(
             region,
-            Some(("eu-west-1", "detail.findings[0].resources[0].region".to_string()))
+            Some((
+                "eu-west-1",
+                "detail.findings[0].resources[0].region".to_string()
+            ))
         );
     }
 
@@ -226,9 +232,16 @@ mod tests {
             "data": {"access_key_id": "AKIADATA", "user_name": "alice", "user_type": "IAMUser",
                      "principal_id": "AIDAALICE"}}]))
         .expect("reads");
-        let ids: Vec<(&str, &str)> = r.list.iter().map(|x| (x.kind.as_str(), x.id.as_str())).collect();
+        let ids: Vec<(&str, &str)> = r
+            .list
+            .iter()
+            .map(|x| (x.kind.as_str(), x.id.as_str()))
+            .collect();
         assert_eq!(ids, [("AccessKey", "AKIADATA"), ("IamUser", "alice")]);
-        assert_eq!((r.user_name.as_deref(), r.user_type.as_deref()), (Some("alice"), Some("IAMUser")));
+        assert_eq!(
+            (r.user_name.as_deref(), r.user_type.as_deref()),
+            (Some("alice"), Some("IAMUser"))
+        );
         let r = read(json!([{"type": "AWS::IAM::AccessKey", "uid": "ASIAKEY",
             "data": {"user_name": "app-role", "user_type": "AssumedRole",
                      "principal_id": "AROAROLE:session-7"}}]))

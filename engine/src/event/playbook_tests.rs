@@ -112,7 +112,10 @@ fn a_guardduty_finding_and_its_new_security_hub_copy_dedupe_to_one() {
     assert_eq!(gd.dedup_id, "3aaf83ddd9c31405246fa1c62e3e034d");
     assert_eq!(v2.dedup_id, gd.dedup_id);
     // The finding's account and region, not the (delegated administrator's) envelope's.
-    assert_eq!((v2.account.as_str(), v2.region.as_str()), ("352283894008", "us-east-1"));
+    assert_eq!(
+        (v2.account.as_str(), v2.region.as_str()),
+        ("352283894008", "us-east-1")
+    );
     assert_eq!(v2.kind, gd.kind);
     assert_eq!(v2.resources[0].id, gd.resources[0].id);
     assert_eq!(v2.status.as_deref(), Some("New"));
@@ -143,11 +146,19 @@ fn a_forged_guardduty_finding_starts_nothing_and_dedupes_with_nothing() {
         f["Severity"] = json!({"Label": "CRITICAL", "Normalized": 95});
         f["AwsAccountId"] = json!("444455556666");
         let forged = one(forged);
-        assert_eq!(starting(&set, &sb, &forged), Vec::<String>::new(), "{product}");
+        assert_eq!(
+            starting(&set, &sb, &forged),
+            Vec::<String>::new(),
+            "{product}"
+        );
         assert_ne!(forged.finding.dedup_id, real.finding.dedup_id, "{product}");
         assert!(forged.finding.dedup_id.starts_with(product), "{product}");
         // Not read as GuardDuty's: the type stays the producer's own text.
-        assert!(forged.finding.kind.starts_with("TTPs/"), "{}", forged.finding.kind);
+        assert!(
+            forged.finding.kind.starts_with("TTPs/"),
+            "{}",
+            forged.finding.kind
+        );
     }
     // The same forgery through the new Security Hub: metadata.product.name is not proof.
     let mut forged = json_of(V2_EC2);
@@ -195,12 +206,14 @@ fn sample_findings_start_nothing_in_either_form() {
     assert_eq!(starting(&set, &sb, &real), ["isolate-ec2-instance"]);
 
     // The ASFF copy carries it in ProductFields; only GuardDuty's own marker counts.
-    let mut asff = json_of(
-        "constructed/aws.securityhub__GuardDuty-SSHBruteForce_Imported__constructed.json",
-    );
+    let mut asff =
+        json_of("constructed/aws.securityhub__GuardDuty-SSHBruteForce_Imported__constructed.json");
     let f = &mut asff["detail"]["findings"][0];
     f["Severity"] = json!({"Product": 8, "Label": "HIGH", "Normalized": 80});
-    assert_eq!(starting(&set, &sb, &one(asff.clone())), ["isolate-ec2-instance"]);
+    assert_eq!(
+        starting(&set, &sb, &one(asff.clone())),
+        ["isolate-ec2-instance"]
+    );
     asff["detail"]["findings"][0]["ProductFields"]["aws/guardduty/service/additionalInfo/sample"] =
         json!("true");
     let asff = one(asff);
@@ -214,9 +227,11 @@ fn sample_findings_start_nothing_in_either_form() {
 #[test]
 fn status_and_sample_are_read_from_each_source() {
     let status = |name: &str| {
-        parse(&read(name))
-            .ok()
-            .and_then(|p| p.findings().first().map(|f| (f.finding.status.clone(), f.finding.sample)))
+        parse(&read(name)).ok().and_then(|p| {
+            p.findings()
+                .first()
+                .map(|f| (f.finding.status.clone(), f.finding.sample))
+        })
     };
     assert_eq!(
         status("aws.securityhub__FindingsImportedV2_GuardDuty-Stealth-IAMUser-CloudTrailLoggingDisabled_IAMAccessKey__1.json"),
@@ -239,7 +254,11 @@ fn one_bad_finding_never_sinks_its_batch() {
     let mut batch = json_of(name);
     batch["detail"]["findings"][3]["Region"] = json!("eu-west-1.attacker.example");
     let p = parse_value(batch).unwrap_or_else(|e| panic!("{e}"));
-    let ids: Vec<&str> = p.findings().iter().map(|f| f.finding.dedup_id.as_str()).collect();
+    let ids: Vec<&str> = p
+        .findings()
+        .iter()
+        .map(|f| f.finding.dedup_id.as_str())
+        .collect();
     assert_eq!(ids, ["f000000", "f000001", "f000050", "f000052"]);
     let rejected: Vec<(usize, String)> = p
         .rejected()

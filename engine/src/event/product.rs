@@ -47,8 +47,14 @@ mod tests {
     fn only_aws_product_arns_count() {
         for (arn, kind) in [
             ("arn:aws:securityhub:us-east-1::product/aws/guardduty", ASFF),
-            ("arn:aws-us-gov:securityhub:us-gov-west-1::product/aws/guardduty", ASFF),
-            ("arn:aws:securityhub:us-east-1::productv2/aws/guardduty", OCSF),
+            (
+                "arn:aws-us-gov:securityhub:us-gov-west-1::product/aws/guardduty",
+                ASFF,
+            ),
+            (
+                "arn:aws:securityhub:us-east-1::productv2/aws/guardduty",
+                OCSF,
+            ),
         ] {
             assert!(is_aws_product(arn, kind, "guardduty"), "{arn}");
         }

@@ -386,7 +386,9 @@ mod tests {
 
     #[test]
     fn batch_import_shape_gets_synthetic_envelopes() {
-        let p = parse_value(json!({"Findings": [asff("a", "111111111111"), asff("b", "222222222222")]}));
+        let p = parse_value(
+            json!({"Findings": [asff("a", "111111111111"), asff("b", "222222222222")]}),
+        );
         let Ok(Parsed::Findings(Batch {
             findings: fs,
             rejected,
