@@ -126,8 +126,6 @@ impl App {
     /// touches `conf`, `db`, `blobs/` and `snap.*`).
     pub async fn cloud(&self, recorded_ok: bool) -> Result<(Cloud, Option<Arc<SimCloud>>)> {
         let dir = self.journal_dir();
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("creating journal directory {}", dir.display()))?;
         adopt_legacy_files(&dir)?;
         let marker = dir.join("cloud");
         let recorded = std::fs::read_to_string(&marker)
@@ -140,6 +138,8 @@ impl App {
         let Some(kind) = self.global.cloud.or(recorded.filter(|_| recorded_ok)) else {
             bail!("say where to act: --cloud sim (a simulated organization, no AWS account needed) or --cloud aws");
         };
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating journal directory {}", dir.display()))?;
         let name = match kind {
             CloudKind::Sim => "sim",
             CloudKind::Aws => "aws",
