@@ -84,7 +84,7 @@ fn every_duration_and_retry_bound_is_checked_at_load() {
             format!("{a}:9: steps[0].with.timeout: \"1x\" is not a duration"),
             format!("{a}:15: steps[1].with.default: \"yes\" is not a decision: write approve or deny"),
             format!("{a}:19: steps[2].with.default: a default applies only when the approval times out"),
-            format!("{r}:10: steps[0].retry.backoff: \"18446744073709551615ms\" is out of bounds: a retry backoff is 100ms to 1m"),
+            format!("{r}:10: steps[0].retry.backoff: \"18446744073709551615ms\" is out of bounds: a retry backoff is 10ms to 1m"),
             format!("{r}:14: steps[1].retry.attempts: 11 is out of bounds"),
             format!("{r}:18: steps[2].retry: 10 attempts with backoff 30s can wait up to 2h39m in all"),
             format!("{r}:22: steps[3].timeout: \"0s\" is out of bounds: a step timeout is 1s to 1h"),

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | step `timeout` (per attempt) | 1s to 1h | a containment call that takes an hour has failed |
 //! | `retry.attempts` | 1 to 10 | the first attempt included |
-//! | `retry.backoff` | 100ms to 1m | the first wait; the runner doubles it per retry, up to 64 times |
+//! | `retry.backoff` | 10ms to 1m | the first wait; the runner doubles it per retry, up to 64 times |
 //! | all retry waits of a step | at most 15m | a throttled containment still failing after 15 minutes should fail and tell people |
 //! | `approval` `timeout` | 1s to 7d | a decision nobody made in a week is better denied and re-run |
 //! | `approval` `default` | `approve` or `deny`, only with a `timeout` | without a timeout it never applies |
@@ -31,7 +31,7 @@ pub const STEP_TIMEOUT: RangeInclusive<Duration> =
 pub const RETRY_ATTEMPTS: RangeInclusive<u32> = RangeInclusive::new(1, 10);
 /// Accepted `retry.backoff` (the first wait).
 pub const RETRY_BACKOFF: RangeInclusive<Duration> =
-    RangeInclusive::new(Duration::from_millis(100), Duration::from_secs(60));
+    RangeInclusive::new(Duration::from_millis(10), Duration::from_secs(60));
 /// The longest a step's retries may wait in all, at the runner's longest jittered waits.
 pub const RETRY_TOTAL_WAIT: Duration = Duration::from_secs(15 * 60);
 /// Accepted `approval` timeouts.
@@ -191,20 +191,19 @@ pub(super) fn approval(cx: &mut Ctx<'_>, at: &str, with: &Map<String, Value>) {
             format!("{other} is not a duration: write a whole number and a unit, e.g. 30m, 4h"),
         ),
     }
-    match with.get("default") {
-        None => {}
-        Some(Value::String(d)) if d == "approve" || d == "deny" => {
-            if timeout.is_none() {
-                cx.err(
-                    field("default"),
-                    "a default applies only when the approval times out: add a `timeout` (e.g. 1h), or remove `default`",
-                );
-            }
-        }
-        Some(other) => cx.err(
+    let Some(default) = with.get("default") else {
+        return;
+    };
+    if !matches!(default, Value::String(d) if d == "approve" || d == "deny") {
+        cx.err(
             field("default"),
-            format!("{other} is not a decision: write approve or deny"),
-        ),
+            format!("{default} is not a decision: write approve or deny"),
+        );
+    } else if timeout.is_none() {
+        cx.err(
+            field("default"),
+            "a default applies only when the approval times out: add a `timeout` (e.g. 1h), or remove `default`",
+        );
     }
 }
 
@@ -296,7 +295,7 @@ mod tests {
         let e = isolate("    retry: {attempts: 3, backoff: 18446744073709551615ms}\n");
         assert_eq!(
             e,
-            ["p.yaml:10: steps[0].retry.backoff: \"18446744073709551615ms\" is out of bounds: a retry backoff is 100ms to 1m"]
+            ["p.yaml:10: steps[0].retry.backoff: \"18446744073709551615ms\" is out of bounds: a retry backoff is 10ms to 1m"]
         );
         assert!(
             isolate("    retry: {attempts: 0}\n")[0].contains("retry.attempts: 0 is out of bounds")
