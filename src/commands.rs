@@ -7,73 +7,69 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use cordon_engine::actions;
 use cordon_engine::event::{self, FindingEvent, Parsed};
 use cordon_engine::journal::Journal;
-use cordon_engine::playbook::{self, PlaybookSet};
+use cordon_engine::playbook::{MatchOutcome, PlaybookSet};
 use cordon_engine::run::{RunState, Trigger};
 use cordon_engine::runner::{self, Runner};
 use cordon_simulator::SimCloud;
 use serde_json::{json, Value};
 
-use crate::app::{load_errors, App};
+use crate::app::{App, PlaybookErrors};
+use crate::args::CloudKind;
 use crate::embedded;
+use crate::out::{self, errln, outln};
 use crate::render;
 
 /// Exit code when a run failed, was denied or needs attention.
 pub const EXIT_RUN_FAILED: i32 = 3;
+/// Exit code when a playbook's trigger script (`trigger.when`) failed on a finding, so the
+/// playbook could not decide whether to run.
+pub const EXIT_TRIGGER_FAILED: i32 = 4;
 
 pub fn validate(app: &App, paths: &[PathBuf]) -> Result<i32> {
-    let mut errors = Vec::new();
-    let mut count = 0;
     let targets: Vec<PathBuf> = if paths.is_empty() {
-        app.playbook_dir().into_iter().collect()
+        app.playbook_dir()?.into_iter().collect()
     } else {
         paths.to_vec()
     };
     if targets.is_empty() {
         let set = PlaybookSet::from_sources(&embedded::PLAYBOOKS, &app.sandbox)
-            .map_err(|e| anyhow!("{}", load_errors(&e)))?;
-        println!("ok: {} built-in playbook(s) valid", set.len());
+            .map_err(PlaybookErrors)?;
+        outln!("ok: {} built-in playbook(s) valid", set.len())?;
         return Ok(0);
     }
-    for path in targets {
-        let result = if path.is_dir() {
-            PlaybookSet::load_dir(&path, &app.sandbox).map(|s| s.len())
-        } else {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            playbook::compile(&path.display().to_string(), &text, &app.sandbox).map(|_| 1)
-        };
-        match result {
-            Ok(n) => count += n,
-            Err(mut e) => errors.append(&mut e),
-        }
-    }
-    if errors.is_empty() {
-        println!("ok: {count} playbook(s) valid");
-        Ok(0)
-    } else {
-        eprintln!("{}", load_errors(&errors));
-        Ok(1)
-    }
+    let set = PlaybookSet::load_paths(&targets, &app.sandbox).map_err(PlaybookErrors)?;
+    outln!("ok: {} playbook(s) valid", set.len())?;
+    Ok(0)
 }
 
+/// Reads an event, at most [`event::MAX_INPUT_BYTES`]: reading stops there (`/dev/zero` and an
+/// endless stdin end with an error, not with memory exhausted).
 fn read_event(path: Option<&Path>) -> Result<(String, Vec<u8>)> {
-    match path {
-        None => Ok((
-            "built-in demo finding".into(),
-            embedded::DEMO_EVENT.as_bytes().to_vec(),
-        )),
-        Some(p) if p == Path::new("-") => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .context("reading the event from stdin")?;
-            Ok(("stdin".into(), buf))
+    let (name, input): (String, Box<dyn Read>) = match path {
+        None => {
+            return Ok((
+                "built-in demo finding".into(),
+                embedded::DEMO_EVENT.as_bytes().to_vec(),
+            ))
         }
-        Some(p) => Ok((
+        Some(p) if p == Path::new("-") => ("stdin".into(), Box::new(std::io::stdin())),
+        Some(p) => (
             p.display().to_string(),
-            std::fs::read(p).with_context(|| format!("reading event {}", p.display()))?,
-        )),
+            Box::new(
+                std::fs::File::open(p).with_context(|| format!("reading event {}", p.display()))?,
+            ),
+        ),
+    };
+    let limit = event::MAX_INPUT_BYTES;
+    let mut buf = Vec::new();
+    input
+        .take(limit as u64 + 1)
+        .read_to_end(&mut buf)
+        .with_context(|| format!("reading event {name}"))?;
+    if buf.len() > limit {
+        bail!("event {name} is larger than {limit} bytes; an EventBridge event is at most 256 KiB");
     }
+    Ok((name, buf))
 }
 
 /// Exit code when some finding of the input was rejected (the others were still processed).
@@ -103,7 +99,7 @@ fn findings(path: Option<&Path>) -> Result<Findings> {
     match event::parse(&bytes).map_err(|e| anyhow!("{name}: {e}"))? {
         Parsed::Findings(batch) => {
             for r in &batch.rejected {
-                eprintln!("{name}: rejected {r}");
+                errln!("{name}: rejected {r}");
             }
             Ok(Findings {
                 rejected: batch.rejected.len(),
@@ -111,9 +107,11 @@ fn findings(path: Option<&Path>) -> Result<Findings> {
             })
         }
         Parsed::Ignored(i) => {
-            eprintln!(
+            errln!(
                 "{name}: ignored: {} event from {}: {}",
-                i.detail_type, i.source, i.reason
+                i.detail_type,
+                i.source,
+                i.reason
             );
             Ok(Findings {
                 list: Vec::new(),
@@ -136,11 +134,41 @@ pub fn explain(app: &App, event: &Path, as_json: bool) -> Result<i32> {
         out.push(v);
     }
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        out::json(&out)?;
     } else {
-        render::explain(&out);
+        render::explain(&out)?;
     }
-    Ok(parsed.exit(0))
+    let mut code = 0;
+    for (fe, v) in parsed.list.iter().zip(&out) {
+        for p in v["playbooks"].as_array().into_iter().flatten() {
+            if p["outcome"]["outcome"] == "when_error" {
+                let (id, msg) = (p["playbook"].as_str(), p["outcome"]["detail"].as_str());
+                code = trigger_failed(id.unwrap_or("?"), fe, msg.unwrap_or("?"));
+            }
+        }
+    }
+    Ok(parsed.exit(code))
+}
+
+/// Says on stderr that a playbook's trigger script failed for a finding; returns the exit code.
+fn trigger_failed(playbook: &str, fe: &FindingEvent, message: &str) -> i32 {
+    errln!(
+        "error: playbook {playbook}: trigger `when` failed for finding {}: {message}",
+        fe.finding.id
+    );
+    EXIT_TRIGGER_FAILED
+}
+
+/// The trigger script errors of a finding, by playbook. Scripts are pure functions of the
+/// event and the finding, so evaluating again gives the message the submission saw.
+fn trigger_errors(set: &PlaybookSet, fe: &FindingEvent, app: &App) -> Vec<(String, String)> {
+    set.evaluate(fe, &app.sandbox)
+        .into_iter()
+        .filter_map(|m| match m.outcome {
+            MatchOutcome::WhenError(e) => Some((m.playbook.id.clone(), e)),
+            _ => None,
+        })
+        .collect()
 }
 
 pub async fn run(
@@ -151,6 +179,9 @@ pub async fn run(
     by: &str,
     as_json: bool,
 ) -> Result<i32> {
+    if event.is_none() && !dry_run && app.global.cloud == Some(CloudKind::Aws) {
+        bail!("the built-in demo finding is for --cloud sim only; to act on AWS, give the finding: --event FILE (or - for stdin)");
+    }
     let set = app.playbooks()?;
     let parsed = findings(event)?;
     let fes = &parsed.list;
@@ -180,9 +211,18 @@ pub async fn run(
             }
             None => runner.submit(fe)?,
         };
+        let errors = if submitted.iter().any(|s| s.status == "when_error") {
+            trigger_errors(runner.playbooks(), fe, app)
+        } else {
+            Vec::new()
+        };
         for s in submitted {
             let mut entry = serde_json::to_value(&s)?;
             entry["finding"] = json!(fe.finding.id);
+            if let Some((_, e)) = errors.iter().find(|(id, _)| *id == s.playbook) {
+                entry["error"] = json!(e);
+                code = code.max(trigger_failed(&s.playbook, fe, e));
+            }
             if let (Some(id), "created") = (&s.run_id, s.status.as_str()) {
                 let state = runner.drive(id).await?;
                 code = code.max(exit_for(state));
@@ -202,9 +242,9 @@ pub async fn run(
         }
     }
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out::json(&report)?;
     } else {
-        render::run_report(&report, fes.len());
+        render::run_report(&report, fes.len())?;
     }
     Ok(parsed.exit(code))
 }
@@ -217,15 +257,23 @@ fn dry(
     as_json: bool,
 ) -> Result<i32> {
     let mut plans = Vec::new();
+    let mut code = 0;
     for fe in fes {
         let chosen: Vec<_> = match playbook {
             Some(id) => set.get(id).cloned().into_iter().collect(),
-            None => set
-                .evaluate(fe, &app.sandbox)
-                .into_iter()
-                .filter(|m| m.outcome.starts_run())
-                .map(|m| m.playbook)
-                .collect(),
+            None => {
+                let matches = set.evaluate(fe, &app.sandbox);
+                for m in &matches {
+                    if let MatchOutcome::WhenError(e) = &m.outcome {
+                        code = trigger_failed(&m.playbook.id, fe, e);
+                    }
+                }
+                matches
+                    .into_iter()
+                    .filter(|m| m.outcome.starts_run())
+                    .map(|m| m.playbook)
+                    .collect()
+            }
         };
         for pb in chosen {
             let mut p = serde_json::to_value(runner::plan(&app.sandbox, &pb, fe))?;
@@ -234,11 +282,11 @@ fn dry(
         }
     }
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&plans)?);
+        out::json(&plans)?;
     } else {
-        render::plans(&plans, fes.len());
+        render::plans(&plans, fes.len())?;
     }
-    Ok(0)
+    Ok(code)
 }
 
 /// The simulator creates what a finding names the first time it is seen.
@@ -271,9 +319,9 @@ pub fn runs_list(app: &App, as_json: bool) -> Result<i32> {
         }
     }
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&runs)?);
+        out::json(&runs)?;
     } else {
-        render::runs(&runs);
+        render::runs(&runs)?;
     }
     Ok(0)
 }
@@ -290,9 +338,9 @@ pub fn runs_show(app: &App, id: &str, as_json: bool) -> Result<i32> {
             o.remove("playbook_source");
         }
         v["timeline"] = serde_json::to_value(&timeline)?;
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        out::json(&v)?;
     } else {
-        render::run(&run, &timeline);
+        render::run(&run, &timeline)?;
     }
     Ok(0)
 }
@@ -300,11 +348,11 @@ pub fn runs_show(app: &App, id: &str, as_json: bool) -> Result<i32> {
 pub async fn approve(app: &App, run: &str, step: &str, deny: bool, by: &str) -> Result<i32> {
     let runner = acting_runner(app).await?;
     let state = runner.decide(run, step, !deny, by).await?;
-    println!(
+    outln!(
         "run {run}: step {step} {} by {by}; run is {}",
         if deny { "denied" } else { "approved" },
         state.as_str()
-    );
+    )?;
     Ok(exit_for(state))
 }
 
@@ -315,16 +363,46 @@ pub async fn release(app: &App, run: &str, by: &str) -> Result<i32> {
         .journal()
         .get(run)?
         .ok_or_else(|| anyhow!("no run {run}"))?;
-    render::release(&r);
+    render::release(&r)?;
     Ok(exit_for(state))
 }
 
+/// Applies approval timeouts that passed, then drives every unfinished run; says for each run
+/// what happened, or that there was nothing to do.
 pub async fn resume(app: &App) -> Result<i32> {
     let runner = acting_runner(app).await?;
     let mut code = 0;
-    for (id, state) in runner.resume_all().await? {
-        println!("{id}: {}", state.as_str());
-        code = code.max(exit_for(state));
+    let expired = runner.expire_approvals().await?;
+    for id in &expired {
+        let run = runner
+            .journal()
+            .get(id)?
+            .ok_or_else(|| anyhow!("no run {id}"))?;
+        let timed_out = run.steps.iter().rev().find(|s| {
+            s.deadline_ms.is_some() && s.decision.as_ref().is_some_and(|d| d.by == "timeout")
+        });
+        let what = match timed_out.and_then(|s| Some((s, s.decision.as_ref()?))) {
+            Some((s, d)) => format!(
+                "approval step {} timed out; its default ({}) was applied",
+                s.id,
+                if d.approved { "approve" } else { "deny" }
+            ),
+            None => "an approval timed out; its default was applied".into(),
+        };
+        render::resumed(&run, &what)?;
+        code = code.max(exit_for(run.state));
+    }
+    let resumed = runner.resume_all().await?;
+    for (id, state) in &resumed {
+        let run = runner
+            .journal()
+            .get(id)?
+            .ok_or_else(|| anyhow!("no run {id}"))?;
+        render::resumed(&run, "resumed")?;
+        code = code.max(exit_for(*state));
+    }
+    if expired.is_empty() && resumed.is_empty() {
+        outln!("nothing to resume: no unfinished run, and no approval past its timeout")?;
     }
     Ok(code)
 }
@@ -348,9 +426,9 @@ pub fn actions_list(as_json: bool) -> Result<i32> {
         })
         .collect();
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        out::json(&list)?;
     } else {
-        render::actions(&list);
+        render::actions(&list)?;
     }
     Ok(0)
 }

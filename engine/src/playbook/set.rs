@@ -1,6 +1,5 @@
 //! All loaded playbooks, and one matcher over all their triggers.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -141,35 +140,6 @@ impl PlaybookSet {
         } else {
             Err(errors)
         }
-    }
-
-    /// Loads every `*.yaml` / `*.yml` file directly in `dir` (subdirectories hold drills and
-    /// deployment templates, not playbooks).
-    pub fn load_dir(dir: &Path, sandbox: &Sandbox) -> Result<PlaybookSet, Vec<LoadError>> {
-        let shown = dir.display().to_string();
-        let io_err = |e: std::io::Error| {
-            vec![LoadError {
-                file: shown.clone(),
-                line: None,
-                field: String::new(),
-                message: e.to_string(),
-            }]
-        };
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .map_err(io_err)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.is_file()
-                    && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
-            })
-            .collect();
-        files.sort();
-        let mut sources = Vec::with_capacity(files.len());
-        for f in files {
-            let text = std::fs::read_to_string(&f).map_err(io_err)?;
-            sources.push((f.display().to_string(), text));
-        }
-        PlaybookSet::from_sources(&sources, sandbox)
     }
 
     /// A playbook by id.

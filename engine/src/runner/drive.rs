@@ -98,7 +98,11 @@ impl Runner {
                 .and_then(Value::as_str)
                 .filter(|_| step.action.meta().id == actions::APPROVAL)
                 .and_then(parse_duration)
-                .map(|d| self.clock.now_ms() + d.as_millis() as u64);
+                // Saturating: a deadline past the end of time means "never", not a panic.
+                .map(|d| {
+                    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+                    self.clock.now_ms().saturating_add(ms)
+                });
             rec.params = Some(Value::Object(params));
             run.state = RunState::WaitingApproval;
             self.save(run, Some(&step.id), "waiting for approval")?;
