@@ -9,7 +9,8 @@
 //! - `session`: AssumeRole per account and run, cached.
 //! - `error`: SDK errors into the engine's error kinds.
 //! - `meter`: per-account, per-service rate limit and call accounting.
-//! - `org`, `iam`, `ec2`, `ssm`, `events`: one trait implementation each.
+//! - `org`, `iam`, `ec2`, `ssm`, `events`: one trait implementation each; `scaling`: Auto
+//!   Scaling and Elastic Load Balancing (v2).
 //! - `install`: `cordon eventbridge install`, the EventBridge delivery to `cordon serve`.
 
 mod ec2;
@@ -19,6 +20,7 @@ mod iam;
 pub mod install;
 mod meter;
 mod org;
+mod scaling;
 mod session;
 mod settings;
 mod ssm;
