@@ -19,3 +19,16 @@ impl Chat for LogChat {
         Ok(Delivery::Logged)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_logged_message_says_logged_not_posted() {
+        assert_eq!(
+            LogChat.post(None, "isolated i-0abc").await.unwrap(),
+            Delivery::Logged
+        );
+    }
+}
