@@ -72,7 +72,7 @@ pub(crate) struct ScalingPlan {
 fn plan(m: ScalingMembership) -> ScalingPlan {
     let in_service = m.lifecycle_state == IN_SERVICE;
     let detach = in_service || m.lifecycle_state == STANDBY;
-    let decrement = in_service && m.group.desired_capacity - 1 >= m.group.min_size;
+    let decrement = in_service && m.group.desired_capacity > m.group.min_size;
     ScalingPlan {
         membership: m,
         detach,
