@@ -169,16 +169,8 @@ impl App {
             CloudKind::Aws => {
                 let aws = Arc::new(AwsCloud::from_env(self.config.aws.clone()).await);
                 tracing::info!(cloud = "aws", role = %self.config.aws.role_arn, "Acting on AWS");
-                let cloud = Cloud {
-                    org: aws.clone(),
-                    iam: aws.clone(),
-                    ec2: aws.clone(),
-                    ssm: aws.clone(),
-                    events: aws,
-                    // Until a chat connector is configured, messages are logged, not lost.
-                    chat: Arc::new(LogChat),
-                };
-                Ok((cloud, None))
+                // Until a chat connector is configured, messages are logged, not lost.
+                Ok((Cloud::with_chat(aws, Arc::new(LogChat)), None))
             }
         }
     }
