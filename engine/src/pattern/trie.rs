@@ -1,0 +1,193 @@
+//! The trie the index files entries in: one edge per atom (compressed: a chain of single
+//! children is one edge labelled with all its atoms), entries at the node their last atom
+//! leads to. Built once, then flattened into arrays so that walking it touches few cache lines.
+
+use super::fxhash::FxMap;
+
+/// A node with more exact/prefix edges than this is probed with the satisfied atoms instead
+/// of testing each edge.
+const WIDE: usize = 16;
+
+/// "No edge" in [`Trie::root`].
+const NONE: u32 = u32::MAX;
+
+/// The trie while entries are filed.
+#[derive(Debug, Default)]
+pub(super) struct Builder {
+    nodes: Vec<BuildNode>,
+    edges: FxMap<(u32, u32), u32>,
+}
+
+#[derive(Debug, Default)]
+struct BuildNode {
+    entries: Vec<u32>,
+    children: Vec<(u32, u32)>,
+}
+
+/// The flattened trie.
+#[derive(Debug, Default)]
+pub(super) struct Trie {
+    nodes: Vec<Node>,
+    /// Each node's edges, contiguous: exact/prefix edges sorted by first atom, then the others.
+    edges: Vec<Edge>,
+    /// The atoms of each edge, contiguous.
+    labels: Vec<u32>,
+    /// Each node's entries, contiguous.
+    entries: Vec<u32>,
+    /// Edge by (wide node, first atom).
+    wide: FxMap<(u32, u32), u32>,
+    /// The root's exact/prefix edges by first atom: the root is the widest node (one edge per
+    /// distinct rarest atom) and every satisfied atom is looked up in it.
+    root: Vec<u32>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Node {
+    first_edge: u32,
+    /// How many of its edges start with an exact/prefix atom (they come first).
+    hashed: u32,
+    /// How many start with an evaluated atom.
+    evaluated: u32,
+    first_entry: u32,
+    entry_count: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Edge {
+    first_label: u32,
+    label_len: u32,
+    child: u32,
+}
+
+impl Builder {
+    /// Files `entry` under `atoms` (in filing order).
+    pub(super) fn insert(&mut self, atoms: &[u32], entry: u32) {
+        if self.nodes.is_empty() {
+            self.nodes.push(BuildNode::default());
+        }
+        let mut at = 0u32;
+        for &a in atoms {
+            let nodes = &mut self.nodes;
+            at = *self.edges.entry((at, a)).or_insert_with(|| {
+                let child = nodes.len() as u32;
+                nodes.push(BuildNode::default());
+                nodes[at as usize].children.push((a, child));
+                child
+            });
+        }
+        self.nodes[at as usize].entries.push(entry);
+    }
+
+    /// Flattens the trie. `hashed(atom)` says whether an atom is decided by lookups (its edges
+    /// can be probed) rather than evaluated; `atoms` is the number of atom ids.
+    pub(super) fn finish(mut self, atoms: usize, hashed: impl Fn(u32) -> bool) -> Trie {
+        let mut trie = Trie {
+            root: vec![NONE; atoms],
+            ..Trie::default()
+        };
+        if self.nodes.is_empty() {
+            self.nodes.push(BuildNode::default());
+        }
+        trie.nodes.push(Node::default());
+        // (node here, node in `trie`): iterative, so no entry's length can exhaust the stack.
+        let mut queue = vec![(0u32, 0u32)];
+        while let Some((old, new)) = queue.pop() {
+            let mut kids = std::mem::take(&mut self.nodes[old as usize].children);
+            kids.sort_unstable_by_key(|&(a, _)| (!hashed(a), a));
+            let first_edge = trie.edges.len() as u32;
+            for &(a, mut child) in &kids {
+                let first_label = trie.labels.len() as u32;
+                trie.labels.push(a);
+                // Follow a chain of single children into one edge.
+                while let [(next, grandchild)] = self.nodes[child as usize].children[..] {
+                    if !self.nodes[child as usize].entries.is_empty() {
+                        break;
+                    }
+                    trie.labels.push(next);
+                    child = grandchild;
+                }
+                let flat = trie.nodes.len() as u32;
+                trie.nodes.push(Node::default());
+                queue.push((child, flat));
+                trie.edges.push(Edge {
+                    first_label,
+                    label_len: trie.labels.len() as u32 - first_label,
+                    child: flat,
+                });
+            }
+            let entries = std::mem::take(&mut self.nodes[old as usize].entries);
+            let hashed_count = kids.iter().filter(|(a, _)| hashed(*a)).count();
+            trie.nodes[new as usize] = Node {
+                first_edge,
+                hashed: hashed_count as u32,
+                evaluated: (kids.len() - hashed_count) as u32,
+                first_entry: trie.entries.len() as u32,
+                entry_count: entries.len() as u32,
+            };
+            trie.entries.extend(entries);
+            let hashed_edges = first_edge..first_edge + hashed_count as u32;
+            for e in hashed_edges {
+                let a = trie.labels[trie.edges[e as usize].first_label as usize];
+                if new == 0 {
+                    trie.root[a as usize] = e;
+                } else if hashed_count > WIDE {
+                    trie.wide.insert((new, a), e);
+                }
+            }
+        }
+        trie
+    }
+}
+
+impl Trie {
+    /// Appends to `out` the entries at every node whose path of atoms all hold. `found` lists
+    /// the exact/prefix atoms that hold; `holds` decides any atom.
+    pub(super) fn walk(&self, found: &[u32], holds: &mut impl FnMut(u32) -> bool, out: &mut Vec<u32>) {
+        let mut stack: Vec<u32> = Vec::with_capacity(64);
+        for &a in found {
+            if let Some(&e) = self.root.get(a as usize).filter(|&&e| e != NONE) {
+                self.follow(e, 1, holds, &mut stack);
+            }
+        }
+        if let Some(root) = self.nodes.first() {
+            let start = root.first_edge + root.hashed;
+            for e in start..start + root.evaluated {
+                self.follow(e, 0, holds, &mut stack);
+            }
+        }
+        while let Some(at) = stack.pop() {
+            let Some(node) = self.nodes.get(at as usize) else {
+                continue;
+            };
+            let first = node.first_entry as usize;
+            out.extend_from_slice(&self.entries[first..first + node.entry_count as usize]);
+            let evaluated_from = node.first_edge + node.hashed;
+            if node.hashed as usize > WIDE && found.len() < node.hashed as usize {
+                for &a in found {
+                    if let Some(&e) = self.wide.get(&(at, a)) {
+                        self.follow(e, 1, holds, &mut stack);
+                    }
+                }
+            } else {
+                for e in node.first_edge..evaluated_from {
+                    self.follow(e, 0, holds, &mut stack);
+                }
+            }
+            for e in evaluated_from..evaluated_from + node.evaluated {
+                self.follow(e, 0, holds, &mut stack);
+            }
+        }
+    }
+
+    /// Pushes the child of edge `e` if the atoms of its label from `skip` on all hold.
+    fn follow(&self, e: u32, skip: usize, holds: &mut impl FnMut(u32) -> bool, stack: &mut Vec<u32>) {
+        let Some(edge) = self.edges.get(e as usize) else {
+            return;
+        };
+        let start = edge.first_label as usize;
+        let label = &self.labels[start..start + edge.label_len as usize];
+        if label.iter().skip(skip).all(|&a| holds(a)) {
+            stack.push(edge.child);
+        }
+    }
+}
