@@ -30,7 +30,7 @@ pub(super) struct Trie {
     nodes: Vec<Node>,
     /// Each node's edges, contiguous: exact/prefix edges sorted by first atom, then the others.
     edges: Vec<Edge>,
-    /// The atoms of each edge, contiguous.
+    /// The atoms of each edge after its first, contiguous.
     labels: Vec<u32>,
     /// Each node's entries, contiguous.
     entries: Vec<u32>,
@@ -54,8 +54,11 @@ struct Node {
 
 #[derive(Debug, Clone, Copy)]
 struct Edge {
-    first_label: u32,
-    label_len: u32,
+    /// The first atom, tested before the rest of the label is read.
+    atom: u32,
+    /// The other atoms: `labels[rest..rest + rest_len]`.
+    rest: u32,
+    rest_len: u32,
     child: u32,
 }
 
@@ -96,8 +99,7 @@ impl Builder {
             kids.sort_unstable_by_key(|&(a, _)| (!hashed(a), a));
             let first_edge = trie.edges.len() as u32;
             for &(a, mut child) in &kids {
-                let first_label = trie.labels.len() as u32;
-                trie.labels.push(a);
+                let rest = trie.labels.len() as u32;
                 // Follow a chain of single children into one edge.
                 while let [(next, grandchild)] = self.nodes[child as usize].children[..] {
                     if !self.nodes[child as usize].entries.is_empty() {
@@ -110,8 +112,9 @@ impl Builder {
                 trie.nodes.push(Node::default());
                 queue.push((child, flat));
                 trie.edges.push(Edge {
-                    first_label,
-                    label_len: trie.labels.len() as u32 - first_label,
+                    atom: a,
+                    rest,
+                    rest_len: trie.labels.len() as u32 - rest,
                     child: flat,
                 });
             }
@@ -127,7 +130,7 @@ impl Builder {
             trie.entries.extend(entries);
             let hashed_edges = first_edge..first_edge + hashed_count as u32;
             for e in hashed_edges {
-                let a = trie.labels[trie.edges[e as usize].first_label as usize];
+                let a = trie.edges[e as usize].atom;
                 if new == 0 {
                     trie.root[a as usize] = e;
                 } else if hashed_count > WIDE {
@@ -146,14 +149,12 @@ impl Trie {
         let mut stack: Vec<u32> = Vec::with_capacity(64);
         for &a in found {
             if let Some(&e) = self.root.get(a as usize).filter(|&&e| e != NONE) {
-                self.follow(e, 1, holds, &mut stack);
+                self.follow_rest(e, holds, &mut stack);
             }
         }
         if let Some(root) = self.nodes.first() {
             let start = root.first_edge + root.hashed;
-            for e in start..start + root.evaluated {
-                self.follow(e, 0, holds, &mut stack);
-            }
+            self.follow_all(start..start + root.evaluated, holds, &mut stack);
         }
         while let Some(at) = stack.pop() {
             let Some(node) = self.nodes.get(at as usize) else {
@@ -165,28 +166,42 @@ impl Trie {
             if node.hashed as usize > WIDE && found.len() < node.hashed as usize {
                 for &a in found {
                     if let Some(&e) = self.wide.get(&(at, a)) {
-                        self.follow(e, 1, holds, &mut stack);
+                        self.follow_rest(e, holds, &mut stack);
                     }
                 }
             } else {
-                for e in node.first_edge..evaluated_from {
-                    self.follow(e, 0, holds, &mut stack);
-                }
+                self.follow_all(node.first_edge..evaluated_from, holds, &mut stack);
             }
-            for e in evaluated_from..evaluated_from + node.evaluated {
-                self.follow(e, 0, holds, &mut stack);
+            self.follow_all(evaluated_from..evaluated_from + node.evaluated, holds, &mut stack);
+        }
+    }
+
+    /// Pushes the child of every edge in `edges` whose atoms all hold.
+    fn follow_all(
+        &self,
+        edges: std::ops::Range<u32>,
+        holds: &mut impl FnMut(u32) -> bool,
+        stack: &mut Vec<u32>,
+    ) {
+        let edges = self.edges.get(edges.start as usize..edges.end as usize).unwrap_or(&[]);
+        for edge in edges {
+            if holds(edge.atom) {
+                self.push_if_rest_holds(edge, holds, stack);
             }
         }
     }
 
-    /// Pushes the child of edge `e` if the atoms of its label from `skip` on all hold.
-    fn follow(&self, e: u32, skip: usize, holds: &mut impl FnMut(u32) -> bool, stack: &mut Vec<u32>) {
-        let Some(edge) = self.edges.get(e as usize) else {
-            return;
-        };
-        let start = edge.first_label as usize;
-        let label = &self.labels[start..start + edge.label_len as usize];
-        if label.iter().skip(skip).all(|&a| holds(a)) {
+    /// Pushes the child of edge `e`, whose first atom holds, if the rest of its atoms hold.
+    fn follow_rest(&self, e: u32, holds: &mut impl FnMut(u32) -> bool, stack: &mut Vec<u32>) {
+        if let Some(edge) = self.edges.get(e as usize) {
+            self.push_if_rest_holds(edge, holds, stack);
+        }
+    }
+
+    fn push_if_rest_holds(&self, edge: &Edge, holds: &mut impl FnMut(u32) -> bool, stack: &mut Vec<u32>) {
+        let start = edge.rest as usize;
+        let rest = &self.labels[start..start + edge.rest_len as usize];
+        if rest.iter().all(|&a| holds(a)) {
             stack.push(edge.child);
         }
     }
