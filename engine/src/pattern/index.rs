@@ -2,25 +2,26 @@
 //! necessary conditions, so that the work per event follows how many entries nearly match it,
 //! not how many there are.
 //!
-//! An *atom* is one distinct (event path, leaf) of the set, read as the necessary condition
+//! Each leaf of the set (one distinct event path and leaf) is read as the necessary condition
 //! "some scalar at this path satisfies the leaf" (arrays flattened at every step, as
 //! evaluation does). Every leaf is one, except leaves with `exists: false`, which can hold on a
-//! missing field. Each entry (one `$or`-free alternative) is filed in a trie under all of its
-//! atoms in one global order: exact/prefix atoms first, rarest first; then other selective
-//! operators (numeric, cidr, suffix, wildcard...); last `anything-but` and `exists: true`,
-//! which nearly every event satisfies.
+//! missing field. A leaf made only of exact values, prefixes and CIDR blocks is the OR of its
+//! *value atoms*, one per value, each with an id shared by every leaf that names it. Each entry
+//! (one `$or`-free alternative) is filed in a trie under its conditions in one global order:
+//! looked-up leaves first, those accepting the smallest share of their path's values first;
+//! then other selective operators (numeric, suffix, wildcard...); last `anything-but` and
+//! `exists: true`, which nearly every event satisfies. The first looked-up leaves are expanded
+//! into their values (an entry is filed once per combination, a few at most), later ones are
+//! tested as the OR of their values.
 //!
-//! Per event, one walk along the indexed paths looks each scalar up in its path's dictionary
-//! (exact values and prefixes), which yields every exact/prefix atom the event satisfies;
-//! other atoms are evaluated when the trie walk first needs them. The trie walk follows only
-//! edges whose atom holds, and the entries at the nodes it reaches are the candidates, which
-//! `PatternSet` verifies with full semantics (array consistency, `exists: false`). So the index
-//! can never add a match, and it cannot lose one because every atom is necessary.
-//!
-//! Why rarest first: an entry is reached only through its rarest exact condition (an account
-//! list, a finding type), and a condition that fails stops the walk for every entry that shares
-//! the conditions before it. A common value such as `resourceType: Instance` or a region costs
-//! one trie edge, not a scan of the thousands of entries that mention it.
+//! Per event, one walk along the indexed paths looks each scalar up in its path's dictionary,
+//! which yields every value atom the event satisfies: a few dozen at most whatever the size of
+//! the set. The trie walk follows only edges whose conditions hold; at a node with many value
+//! edges it looks up the satisfied values instead of testing each edge, so an entry that fails
+//! on an exact value or prefix costs nothing, wherever that condition sits. The entries at the
+//! nodes reached are the candidates, which `PatternSet` verifies with full semantics (array
+//! consistency, `exists: false`). So the index can never add a match, and it cannot lose one
+//! because every condition it files is necessary.
 
 use serde_json::Value;
 
@@ -29,11 +30,13 @@ use super::leaf::{Leaf, Matcher};
 use super::paths::{bit, set, Found, Paths};
 use super::trie::{Builder, Trie};
 
-/// How an atom is decided for an event; also the order atoms are filed in.
+/// Most trie paths one entry is filed under when its leaves are expanded into their values.
+const MAX_EXPANSION: usize = 16;
+
+/// How a leaf is decided for an event; also the order conditions are filed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Class {
-    /// Only exact values, case-sensitive prefixes and CIDR blocks: found by dictionary
-    /// lookups.
+    /// Only exact values, case-sensitive prefixes and CIDR blocks: the OR of value atoms.
     Lookup,
     /// Other operators most values fail (numeric, suffix, wildcard...): evaluated.
     Selective,
@@ -41,35 +44,39 @@ enum Class {
     Weak,
 }
 
-/// What the index knows of one atom.
+/// How the index decides one atom id. Ids below the number of leaves are leaves (by memo id),
+/// the rest value atoms.
 #[derive(Debug, Clone, Copy)]
-struct Atom {
-    class: Class,
-    /// Id of the atom's event path.
-    path: u32,
-    /// Position of the leaf in [`Index::tests`], for evaluated atoms.
-    test: u32,
+enum Atom {
+    /// Not a necessary condition (`exists: false`), or a value atom.
+    Unfiled,
+    /// A looked-up leaf: the OR of `values[first..first + len]`.
+    Values { first: u32, len: u32 },
+    /// An evaluated leaf: `tests[test]` on the scalars at path `path`.
+    Evaluated { path: u32, test: u32 },
 }
 
 /// The built index; see the module comment.
 #[derive(Debug, Default)]
 pub(super) struct Index {
     paths: Paths,
-    /// By leaf id (the set's memo id); `None` for leaves that are not atoms.
-    atoms: Vec<Option<Atom>>,
-    /// Bit per atom id: looked up (so it holds exactly when the walk found it).
-    looked_up: Vec<u64>,
-    /// Leaves of the atoms that are evaluated rather than looked up.
+    /// By leaf id (the set's memo id).
+    atoms: Vec<Atom>,
+    /// The value atoms of looked-up leaves, contiguous.
+    values: Vec<u32>,
+    /// Leaves of the atoms that are evaluated.
     tests: Vec<Leaf>,
     trie: Trie,
-    /// Entries without atoms: candidates for every event.
+    /// Entries without conditions: candidates for every event.
     always: Vec<u32>,
+    /// Number of atom ids (leaves and value atoms).
+    ids: u32,
 }
 
 /// What one event satisfies, filled in as the trie walk asks.
 struct Scan<'e> {
     found: Found<'e>,
-    /// Bit per atom: evaluated already (its result is then in `found.bits`).
+    /// Bit per atom id: decided already (leaves only; the result is then in `found.bits`).
     known: Vec<u64>,
 }
 
@@ -81,41 +88,40 @@ impl Index {
         leaves: &[(Vec<String>, Leaf)],
     ) -> Index {
         let mut index = Index::default();
-        for (id, (path, leaf)) in leaves.iter().enumerate() {
-            let atom = class_of(leaf).map(|class| match class {
-                Class::Lookup => Atom {
-                    class,
-                    path: index.paths.file_lookup(path, leaf, id as u32),
-                    test: 0,
-                },
-                _ => {
+        let mut next = leaves.len() as u32;
+        // Filing order: class, then the share of its path's values a looked-up leaf accepts
+        // (the least likely to hold first), then how many entries use it (rarest first).
+        let mut rank: Vec<(Class, u32, u32)> = Vec::with_capacity(leaves.len());
+        for (path, leaf) in leaves {
+            let class = class_of(leaf);
+            let atom = match class {
+                None => Atom::Unfiled,
+                Some(Class::Lookup) => {
+                    let values = index.paths.value_atoms(path, leaf, &mut next);
+                    let first = index.values.len() as u32;
+                    index.values.extend(&values);
+                    Atom::Values {
+                        first,
+                        len: values.len() as u32,
+                    }
+                }
+                Some(_) => {
                     index.tests.push(leaf.clone());
-                    Atom {
-                        class,
+                    Atom::Evaluated {
                         path: index.paths.file_evaluated(path),
                         test: index.tests.len() as u32 - 1,
                     }
                 }
-            });
+            };
             index.atoms.push(atom);
+            rank.push((class.unwrap_or(Class::Weak), 0, 0));
         }
-        index.looked_up = vec![0; leaves.len().div_ceil(64)];
-        for (id, atom) in index.atoms.iter().enumerate() {
-            if atom.is_some_and(|a| a.class == Class::Lookup) {
-                set(&mut index.looked_up, id as u32);
+        index.ids = next;
+        for ((path, leaf), r) in leaves.iter().zip(&mut rank) {
+            if r.0 == Class::Lookup {
+                r.1 = index.paths.share(path, leaf);
             }
         }
-        // Filing order: class, then the share of its path's values a looked-up atom accepts
-        // (the least likely to hold first), then how many entries use it (rarest first).
-        let mut rank: Vec<(Class, u32, u32)> = leaves
-            .iter()
-            .zip(&index.atoms)
-            .map(|((path, leaf), atom)| match atom {
-                Some(a) if a.class == Class::Lookup => (a.class, index.paths.share(path, leaf), 0),
-                Some(a) => (a.class, 0, 0),
-                None => (Class::Weak, 0, 0),
-            })
-            .collect();
         let per_entry: Vec<Vec<u32>> = entries
             .map(|node| {
                 let mut atoms = Vec::new();
@@ -132,23 +138,56 @@ impl Index {
         for (entry, mut atoms) in per_entry.into_iter().enumerate() {
             if atoms.is_empty() {
                 index.always.push(entry as u32);
-            } else {
-                atoms.sort_unstable_by_key(|&a| (rank[a as usize], a));
-                trie.insert(&atoms, entry as u32);
+                continue;
+            }
+            atoms.sort_unstable_by_key(|&a| (rank[a as usize], a));
+            for path in index.expand(&atoms) {
+                trie.insert(&path, entry as u32);
             }
         }
-        let looked_up = &index.looked_up;
-        index.trie = trie.finish(index.atoms.len(), |a| bit(looked_up, a));
+        let first_value = leaves.len() as u32;
+        index.trie = trie.finish(next as usize, |a| a >= first_value);
         index
     }
 
+    /// The trie paths of an entry with conditions `atoms` (in filing order): looked-up leaves
+    /// replaced by each of their values while the number of paths stays within
+    /// [`MAX_EXPANSION`].
+    fn expand(&self, atoms: &[u32]) -> Vec<Vec<u32>> {
+        let mut paths: Vec<Vec<u32>> = vec![Vec::with_capacity(atoms.len())];
+        for &a in atoms {
+            let values = match self.atoms.get(a as usize) {
+                Some(&Atom::Values { first, len }) => {
+                    &self.values[first as usize..(first + len) as usize]
+                }
+                _ => &[][..],
+            };
+            if !values.is_empty() && paths.len() * values.len() <= MAX_EXPANSION {
+                paths = paths
+                    .iter()
+                    .flat_map(|p| {
+                        values.iter().map(move |&v| {
+                            let mut p = p.clone();
+                            p.push(v);
+                            p
+                        })
+                    })
+                    .collect();
+            } else {
+                paths.iter_mut().for_each(|p| p.push(a));
+            }
+        }
+        paths
+    }
+
     /// Appends to `out` the entries that may match `event`: every entry that does, and the few
-    /// whose conditions all hold one by one but not together.
+    /// whose conditions all hold one by one but not together. An entry may appear more than
+    /// once.
     pub(super) fn candidates(&self, event: &Value, out: &mut Vec<u32>) {
-        let words = self.atoms.len().div_ceil(64);
+        let words = (self.ids as usize).div_ceil(64);
         let mut scan = Scan {
             found: Found {
-                atoms: Vec::with_capacity(64),
+                atoms: Vec::with_capacity(32),
                 bits: vec![0; words],
                 scalars: Vec::with_capacity(32),
             },
@@ -161,27 +200,41 @@ impl Index {
             .walk(&found, &mut |a| self.holds(&mut scan, a), out);
     }
 
-    /// Whether `atom` holds for the scanned event, evaluating it on first use.
+    /// Whether atom `atom` holds for the scanned event, deciding a leaf on first use.
+    #[inline]
     fn holds(&self, scan: &mut Scan, atom: u32) -> bool {
         if bit(&scan.found.bits, atom) {
             return true;
         }
-        if bit(&self.looked_up, atom) || bit(&scan.known, atom) {
+        // Value atoms (ids past the leaves) were all found by the walk.
+        if atom as usize >= self.atoms.len() || bit(&scan.known, atom) {
             return false;
         }
-        let Some(Some(info)) = self.atoms.get(atom as usize) else {
-            return false;
+        self.decide(scan, atom)
+    }
+
+    /// Decides leaf `atom` (not decided yet) and remembers the result.
+    #[inline(never)]
+    fn decide(&self, scan: &mut Scan, atom: u32) -> bool {
+        let hit = match self.atoms.get(atom as usize) {
+            None | Some(Atom::Unfiled) => return false,
+            Some(&Atom::Values { first, len }) => self.values
+                [first as usize..(first + len) as usize]
+                .iter()
+                .any(|&v| bit(&scan.found.bits, v)),
+            Some(&Atom::Evaluated { path, test }) => {
+                let Some(leaf) = self.tests.get(test as usize) else {
+                    return false;
+                };
+                let scalars = &scan.found.scalars;
+                let start = scalars.partition_point(|(p, _)| *p < path);
+                scalars[start..]
+                    .iter()
+                    .take_while(|(p, _)| *p == path)
+                    .any(|(_, v)| holds_on(leaf, v))
+            }
         };
         set(&mut scan.known, atom);
-        let Some(leaf) = self.tests.get(info.test as usize) else {
-            return false;
-        };
-        let scalars = &scan.found.scalars;
-        let start = scalars.partition_point(|(p, _)| *p < info.path);
-        let hit = scalars[start..]
-            .iter()
-            .take_while(|(p, _)| *p == info.path)
-            .any(|(_, v)| holds_on(leaf, v));
         if hit {
             set(&mut scan.found.bits, atom);
         }
@@ -189,7 +242,7 @@ impl Index {
     }
 }
 
-/// The class of `leaf` as an atom, or `None` when it is not a necessary condition.
+/// The class of `leaf` as a condition, or `None` when it is not a necessary one.
 fn class_of(leaf: &Leaf) -> Option<Class> {
     let ms = &leaf.matchers;
     if ms.iter().any(|m| matches!(m, Matcher::Exists(false))) {
@@ -209,21 +262,21 @@ fn class_of(leaf: &Leaf) -> Option<Class> {
     }
 }
 
-/// Whether one scalar satisfies `leaf` as an atom: some matcher accepts it, or the leaf only
-/// asks that the field exist.
+/// Whether one scalar satisfies `leaf` as a condition: some matcher accepts it, or the leaf
+/// only asks that the field exist.
 fn holds_on(leaf: &Leaf, v: &Value) -> bool {
     leaf.matchers
         .iter()
         .any(|m| matches!(m, Matcher::Exists(true)) || m.matches_scalar(v))
 }
 
-/// The atoms among the leaves of `node` (memo ids already assigned).
-fn collect_atoms(node: &Node, atoms: &[Option<Atom>], out: &mut Vec<u32>) {
+/// The filed leaves of `node` (memo ids already assigned).
+fn collect_atoms(node: &Node, atoms: &[Atom], out: &mut Vec<u32>) {
     for f in &node.fields {
         match &f.kind {
             Kind::Leaf(leaf) => {
                 if let Some(id) = leaf.memo_id {
-                    if atoms.get(id as usize).is_some_and(Option::is_some) {
+                    if !matches!(atoms.get(id as usize), None | Some(Atom::Unfiled)) {
                         out.push(id);
                     }
                 }

@@ -78,6 +78,8 @@ impl PatternSet {
     pub fn matches(&self, event: &Value) -> Vec<usize> {
         let mut candidates: Vec<u32> = Vec::with_capacity(16);
         self.index().candidates(event, &mut candidates);
+        candidates.sort_unstable();
+        candidates.dedup();
         let mut ids: Vec<usize> = Vec::new();
         let mut memo: Memo = Vec::new();
         for c in candidates {
@@ -98,6 +100,8 @@ impl PatternSet {
     pub(crate) fn candidate_count(&self, event: &Value) -> usize {
         let mut candidates: Vec<u32> = Vec::new();
         self.index().candidates(event, &mut candidates);
+        candidates.sort_unstable();
+        candidates.dedup();
         candidates.len()
     }
 

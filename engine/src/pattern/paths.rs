@@ -1,6 +1,7 @@
 //! The event paths the index's atoms test, and for each path a dictionary of the exact values,
-//! prefixes and CIDR blocks its atoms accept. One walk of an event along these paths finds
-//! every exact/prefix/CIDR atom it satisfies, and keeps the scalars that evaluated atoms test.
+//! prefixes and CIDR blocks its leaves accept, each a *value atom* with its own id. One walk of
+//! an event along these paths finds every value atom it satisfies, and keeps the scalars that
+//! evaluated atoms test.
 
 use std::net::IpAddr;
 
@@ -22,25 +23,24 @@ struct PathNode {
     children: Vec<(String, PathNode)>,
     /// Set when atoms test this path.
     id: Option<u32>,
-    /// The exact/prefix/CIDR atoms of this path, by value.
+    /// The value atoms of this path.
     dictionary: Option<Box<Dictionary>>,
     /// Whether evaluated atoms test this path: its scalars are then kept for them.
     keep: bool,
 }
 
-/// Looked-up atoms of one path, filed under each value they accept.
+/// The value atoms of one path: exact values, prefixes and CIDR blocks, each with its id.
 #[derive(Debug, Default)]
 struct Dictionary {
-    strings: FxMap<String, Vec<u32>>,
-    numbers: FxMap<u64, Vec<u32>>,
-    trues: Vec<u32>,
-    falses: Vec<u32>,
-    nulls: Vec<u32>,
-    prefixes: FxMap<String, Vec<u32>>,
+    strings: FxMap<String, u32>,
+    numbers: FxMap<u64, u32>,
+    /// `true`, `false`, `null`.
+    flags: [Option<u32>; 3],
+    prefixes: FxMap<String, u32>,
     /// Distinct prefix lengths in `prefixes`, ascending, so a lookup tries each length once.
     prefix_lens: Vec<usize>,
     /// CIDR blocks by (IPv6?, mask, network): an address is looked up once per distinct mask.
-    blocks: FxMap<(bool, u128, u128), Vec<u32>>,
+    blocks: FxMap<(bool, u128, u128), u32>,
     /// Distinct (IPv6?, mask) pairs in `blocks`.
     masks: Vec<(bool, u128)>,
 }
@@ -48,7 +48,7 @@ struct Dictionary {
 /// What one walk found in an event.
 #[derive(Debug, Default)]
 pub(super) struct Found<'e> {
-    /// Looked-up atoms satisfied, in the order found.
+    /// Value atoms satisfied, in the order found.
     pub(super) atoms: Vec<u32>,
     /// Bit per atom id, set for the atoms in `atoms` (and by the caller for others).
     pub(super) bits: Vec<u64>,
@@ -57,15 +57,23 @@ pub(super) struct Found<'e> {
 }
 
 impl Paths {
-    /// Files looked-up atom `atom` (an exact/prefix/CIDR `leaf`) under `path`; returns the
-    /// path's id.
-    pub(super) fn file_lookup(&mut self, path: &[String], leaf: &Leaf, atom: u32) -> u32 {
-        let id = self.id(path);
-        let node = self.root.node_mut(path);
-        node.dictionary
-            .get_or_insert_with(Box::default)
-            .insert(leaf, atom);
-        id
+    /// The value atoms of `leaf` (exact values, prefixes and CIDR blocks only) at `path`,
+    /// new ones numbered from `*next` on.
+    pub(super) fn value_atoms(&mut self, path: &[String], leaf: &Leaf, next: &mut u32) -> Vec<u32> {
+        self.id(path);
+        let dictionary = self
+            .root
+            .node_mut(path)
+            .dictionary
+            .get_or_insert_with(Box::default);
+        let mut ids: Vec<u32> = leaf
+            .matchers
+            .iter()
+            .filter_map(|m| dictionary.atom(m, next))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     /// Notes that an evaluated atom tests `path`; returns the path's id.
@@ -90,12 +98,11 @@ impl Paths {
         let Some(d) = self.root.node(path).and_then(|n| n.dictionary.as_deref()) else {
             return 0;
         };
-        let flags = [&d.trues, &d.falses, &d.nulls];
         let distinct = d.strings.len()
             + d.numbers.len()
             + d.prefixes.len()
             + d.blocks.len()
-            + flags.iter().filter(|f| !f.is_empty()).count();
+            + d.flags.iter().flatten().count();
         let covered: usize = leaf
             .matchers
             .iter()
@@ -112,8 +119,8 @@ impl Paths {
         (covered.min(distinct) as u64 * 1_000_000 / distinct.max(1) as u64) as u32
     }
 
-    /// Walks `event` along the indexed paths: sets `found.atoms`/`found.bits` for the
-    /// looked-up atoms it satisfies and collects `found.scalars`, sorted. `found.bits` must
+    /// Walks `event` along the indexed paths: sets `found.atoms`/`found.bits` for the value
+    /// atoms it satisfies and collects `found.scalars`, sorted. `found.bits` must
     /// hold a bit per atom id.
     pub(super) fn walk<'e>(&self, event: &'e Value, found: &mut Found<'e>) {
         self.root.walk(event, found);
@@ -179,44 +186,44 @@ impl PathNode {
 }
 
 impl Dictionary {
-    fn insert(&mut self, leaf: &Leaf, atom: u32) {
-        for m in &leaf.matchers {
-            let bucket = match m {
-                Matcher::Exact(Exact::Str(s)) => self.strings.entry(s.clone()).or_default(),
-                Matcher::Exact(Exact::Num(x)) => self.numbers.entry(num_key(*x)).or_default(),
-                Matcher::Exact(Exact::Bool(true)) => &mut self.trues,
-                Matcher::Exact(Exact::Bool(false)) => &mut self.falses,
-                Matcher::Exact(Exact::Null) => &mut self.nulls,
-                Matcher::Prefix(p) => {
-                    if let Err(at) = self.prefix_lens.binary_search(&p.len()) {
-                        self.prefix_lens.insert(at, p.len());
-                    }
-                    self.prefixes.entry(p.clone()).or_default()
+    /// The id of the value atom of matcher `m`, new ones numbered from `*next` on; `None` for
+    /// matchers that are not value atoms.
+    fn atom(&mut self, m: &Matcher, next: &mut u32) -> Option<u32> {
+        let new = || {
+            *next += 1;
+            *next - 1
+        };
+        Some(match m {
+            Matcher::Exact(Exact::Str(s)) => *self.strings.entry(s.clone()).or_insert_with(new),
+            Matcher::Exact(Exact::Num(x)) => *self.numbers.entry(num_key(*x)).or_insert_with(new),
+            Matcher::Exact(Exact::Bool(true)) => *self.flags[0].get_or_insert_with(new),
+            Matcher::Exact(Exact::Bool(false)) => *self.flags[1].get_or_insert_with(new),
+            Matcher::Exact(Exact::Null) => *self.flags[2].get_or_insert_with(new),
+            Matcher::Prefix(p) => {
+                if let Err(at) = self.prefix_lens.binary_search(&p.len()) {
+                    self.prefix_lens.insert(at, p.len());
                 }
-                Matcher::Cidr(block) => {
-                    let (v6, mask, net) = match *block {
-                        Cidr::V4 { net, mask } => (false, u128::from(mask), u128::from(net)),
-                        Cidr::V6 { net, mask } => (true, mask, net),
-                    };
-                    if !self.masks.contains(&(v6, mask)) {
-                        self.masks.push((v6, mask));
-                    }
-                    self.blocks.entry((v6, mask, net)).or_default()
-                }
-                // The index files only leaves made of the matchers above here.
-                _ => continue,
-            };
-            if bucket.last() != Some(&atom) {
-                bucket.push(atom);
+                *self.prefixes.entry(p.clone()).or_insert_with(new)
             }
-        }
+            Matcher::Cidr(block) => {
+                let (v6, mask, net) = match *block {
+                    Cidr::V4 { net, mask } => (false, u128::from(mask), u128::from(net)),
+                    Cidr::V6 { net, mask } => (true, mask, net),
+                };
+                if !self.masks.contains(&(v6, mask)) {
+                    self.masks.push((v6, mask));
+                }
+                *self.blocks.entry((v6, mask, net)).or_insert_with(new)
+            }
+            _ => return None,
+        })
     }
 
-    /// Marks the atoms that accept the scalar `v`, with the semantics of
+    /// Marks the value atoms that accept the scalar `v`, with the semantics of
     /// `Matcher::matches_scalar`.
     fn lookup(&self, v: &Value, found: &mut Found) {
-        let mut mark = |atoms: &[u32]| {
-            for &a in atoms {
+        let mut mark = |atom: Option<&u32>| {
+            if let Some(&a) = atom {
                 if !bit(&found.bits, a) {
                     set(&mut found.bits, a);
                     found.atoms.push(a);
@@ -229,13 +236,9 @@ impl Dictionary {
                     if len > s.len() {
                         break;
                     }
-                    if let Some(hit) = s.get(..len).and_then(|p| self.prefixes.get(p)) {
-                        mark(hit);
-                    }
+                    mark(s.get(..len).and_then(|p| self.prefixes.get(p)));
                 }
-                if let Some(hit) = self.strings.get(s.as_str()) {
-                    mark(hit);
-                }
+                mark(self.strings.get(s.as_str()));
                 if !self.masks.is_empty() {
                     // As `Cidr::contains`: the string must be an address of the block's family.
                     let (v6, ip) = match s.parse::<IpAddr>() {
@@ -245,33 +248,29 @@ impl Dictionary {
                     };
                     for &(family, mask) in &self.masks {
                         if family == v6 {
-                            if let Some(hit) = self.blocks.get(&(v6, mask, ip & mask)) {
-                                mark(hit);
-                            }
+                            mark(self.blocks.get(&(v6, mask, ip & mask)));
                         }
                     }
                 }
             }
-            Value::Number(n) => {
-                if let Some(hit) = n.as_f64().and_then(|x| self.numbers.get(&num_key(x))) {
-                    mark(hit);
-                }
-            }
-            Value::Bool(true) => mark(&self.trues),
-            Value::Bool(false) => mark(&self.falses),
-            Value::Null => mark(&self.nulls),
+            Value::Number(n) => mark(n.as_f64().and_then(|x| self.numbers.get(&num_key(x)))),
+            Value::Bool(true) => mark(self.flags[0].as_ref()),
+            Value::Bool(false) => mark(self.flags[1].as_ref()),
+            Value::Null => mark(self.flags[2].as_ref()),
             _ => {}
         }
     }
 }
 
 /// Whether bit `i` is set.
+#[inline]
 pub(super) fn bit(bits: &[u64], i: u32) -> bool {
     bits.get(i as usize / 64)
         .is_some_and(|w| w & (1 << (i % 64)) != 0)
 }
 
 /// Sets bit `i`.
+#[inline]
 pub(super) fn set(bits: &mut [u64], i: u32) {
     if let Some(w) = bits.get_mut(i as usize / 64) {
         *w |= 1 << (i % 64);
