@@ -108,18 +108,17 @@ fn ratios(fx: &Fixture) {
             fx.ten_thousand.matches(black_box(&fx.event))
         }),
     ];
-    let m = support::interleaved_medians(&mut variants, ROUNDS, batch);
-    support::print_medians(
-        &format!("pattern ratios (medians of {ROUNDS} interleaved {batch:?} batches)"),
+    let r = support::Rounds::measure(&mut variants, ROUNDS, batch);
+    r.print(
+        &format!("pattern ratios (medians of {ROUNDS} interleaved {batch:?} batches; ratios are medians of per-round ratios)"),
         &variants,
-        &m,
     );
-    support::print_ratio("10,000 patterns / JSON parse", m[3] / m[0], 1.0);
-    support::print_ratio("10,000 patterns / 1,000 patterns", m[3] / m[2], 1.5);
+    r.print_ratio("10,000 patterns / JSON parse", 3, 0, 1.0);
+    r.print_ratio("10,000 patterns / 1,000 patterns", 3, 2, 1.5);
     println!(
         "  (1,000 patterns / JSON parse = {:.3}x; 1 pattern / JSON parse = {:.3}x)",
-        m[2] / m[0],
-        m[1] / m[0]
+        r.ratio(2, 0),
+        r.ratio(1, 0)
     );
 }
 

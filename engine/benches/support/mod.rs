@@ -62,34 +62,57 @@ pub fn variant<'a, R>(name: &'static str, mut f: impl FnMut() -> R + 'a) -> Vari
     )
 }
 
-/// Median nanoseconds per call of each variant, measured in `rounds` rounds of ~`batch`
-/// batches, all variants once per round (so a noisy neighbour slows all of them alike).
-pub fn interleaved_medians(variants: &mut [Variant], rounds: usize, batch: Duration) -> Vec<f64> {
-    let counts: Vec<u32> = variants
-        .iter_mut()
-        .map(|(_, f)| calibrate(batch, f))
-        .collect();
-    let mut times: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
-    for _ in 0..rounds {
-        for ((_, f), (n, t)) in variants.iter_mut().zip(counts.iter().zip(times.iter_mut())) {
-            t.push(per_call(*n, f));
+/// Nanoseconds per call of each variant (outer index) in each round (inner index), measured
+/// in `rounds` rounds of ~`batch` batches, all variants once per round, so that a noisy
+/// neighbour slows all of them alike.
+pub struct Rounds(Vec<Vec<f64>>);
+
+impl Rounds {
+    pub fn measure(variants: &mut [Variant], rounds: usize, batch: Duration) -> Rounds {
+        let counts: Vec<u32> = variants
+            .iter_mut()
+            .map(|(_, f)| calibrate(batch, f))
+            .collect();
+        let mut times: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+        for _ in 0..rounds {
+            for ((_, f), (n, t)) in variants.iter_mut().zip(counts.iter().zip(times.iter_mut())) {
+                t.push(per_call(*n, f));
+            }
+        }
+        Rounds(times)
+    }
+
+    /// Median nanoseconds per call of variant `i`.
+    pub fn median(&self, i: usize) -> f64 {
+        median(self.0[i].clone())
+    }
+
+    /// The median over rounds of variant `a`'s time over variant `b`'s in the same round:
+    /// steadier than a ratio of medians when the machine's load drifts.
+    pub fn ratio(&self, a: usize, b: usize) -> f64 {
+        median(
+            self.0[a]
+                .iter()
+                .zip(&self.0[b])
+                .map(|(x, y)| x / y)
+                .collect(),
+        )
+    }
+
+    /// Prints each variant's median in microseconds.
+    pub fn print(&self, title: &str, variants: &[Variant]) {
+        println!("{title}:");
+        for (i, (name, _)) in variants.iter().enumerate() {
+            println!("  {name:<44} {:>9.2} us", self.median(i) / 1e3);
         }
     }
-    times.into_iter().map(median).collect()
-}
 
-/// Prints each variant's median in microseconds.
-pub fn print_medians(title: &str, variants: &[Variant], medians: &[f64]) {
-    println!("{title}:");
-    for ((name, _), m) in variants.iter().zip(medians) {
-        println!("  {name:<44} {:>9.2} us", m / 1e3);
+    /// Prints the ratio of variant `a` over `b` against a ceiling.
+    pub fn print_ratio(&self, label: &str, a: usize, b: usize, target: f64) {
+        let ratio = self.ratio(a, b);
+        let verdict = if ratio <= target { "MET" } else { "MISSED" };
+        println!("  {label} = {ratio:.2}x (target <= {target}x) {verdict}");
     }
-}
-
-/// Prints `a / b` against a ceiling.
-pub fn print_ratio(label: &str, ratio: f64, target: f64) {
-    let verdict = if ratio <= target { "MET" } else { "MISSED" };
-    println!("  {label} = {ratio:.2}x (target <= {target}x) {verdict}");
 }
 
 /// Whether the binary runs as `cargo bench` (which passes `--bench`) rather than as the quick

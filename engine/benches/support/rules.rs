@@ -37,7 +37,10 @@ pub const GD_TYPES: &[(&str, &str)] = &[
     ("UnauthorizedAccess:EC2/TorClient", "Instance"),
     ("UnauthorizedAccess:EC2/MetadataDNSRebind", "Instance"),
     ("UnauthorizedAccess:EC2/MaliciousIPCaller", "Instance"),
-    ("UnauthorizedAccess:EC2/MaliciousIPCaller.Custom", "Instance"),
+    (
+        "UnauthorizedAccess:EC2/MaliciousIPCaller.Custom",
+        "Instance",
+    ),
     ("Execution:EC2/MaliciousFile", "Instance"),
     ("Execution:Runtime/NewBinaryExecuted", "Instance"),
     ("DefenseEvasion:Runtime/FilelessExecution", "Instance"),
@@ -59,8 +62,14 @@ pub const GD_TYPES: &[(&str, &str)] = &[
         "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",
         "AccessKey",
     ),
-    ("UnauthorizedAccess:IAMUser/ConsoleLoginSuccess.B", "AccessKey"),
-    ("CredentialAccess:Kubernetes/MaliciousIPCaller", "EKSCluster"),
+    (
+        "UnauthorizedAccess:IAMUser/ConsoleLoginSuccess.B",
+        "AccessKey",
+    ),
+    (
+        "CredentialAccess:Kubernetes/MaliciousIPCaller",
+        "EKSCluster",
+    ),
     ("Discovery:Kubernetes/MaliciousIPCaller", "EKSCluster"),
     ("Execution:Kubernetes/ExecInKubeSystemPod", "EKSCluster"),
     ("Execution:ECS/MaliciousFile", "ECSCluster"),
@@ -106,7 +115,15 @@ const REGIONS: &[&str] = &[
 /// Instance tags teams route on: (key, values). The bench event carries `Name`, `AlertLogic`
 /// and a few `AlertLogic-*` keys.
 const TAGS: &[(&str, &[&str])] = &[
-    ("Name", &["bastion", "AlertLogic Security Appliance", "web", "build-agent"]),
+    (
+        "Name",
+        &[
+            "bastion",
+            "AlertLogic Security Appliance",
+            "web",
+            "build-agent",
+        ],
+    ),
     ("Environment", &["prod", "staging", "dev"]),
     ("Team", &["payments", "identity", "platform", "data"]),
     ("AlertLogic", &["Security", "Monitoring"]),
@@ -185,7 +202,10 @@ pub fn rule_set(n: usize, event: &Value, matches: impl Fn(&Value) -> bool) -> Ve
             out.push(p);
         }
     }
-    assert!(out.iter().take(PLANTED).all(&matches), "planted patterns match {event}");
+    assert!(
+        out.iter().take(PLANTED).all(&matches),
+        "planted patterns match {event}"
+    );
     out
 }
 
@@ -194,9 +214,13 @@ pub const PLANTED: usize = 3;
 
 fn planted() -> Vec<Value> {
     vec![
-        gd(json!({ "type": ["UnauthorizedAccess:EC2/MaliciousIPCaller.Custom"], "resource": { "resourceType": ["Instance"] } })),
+        gd(
+            json!({ "type": ["UnauthorizedAccess:EC2/MaliciousIPCaller.Custom"], "resource": { "resourceType": ["Instance"] } }),
+        ),
         json!({ "source": ["aws.guardduty"], "account": [EVENT_ACCOUNT], "detail": { "type": [{ "suffix": ".Custom" }], "severity": [{ "numeric": [">=", 4] }] } }),
-        gd(json!({ "resource": { "instanceDetails": { "tags": { "key": ["Name"], "value": [{ "prefix": "AlertLogic" }] } } }, "region": ["us-east-1"] })),
+        gd(
+            json!({ "resource": { "instanceDetails": { "tags": { "key": ["Name"], "value": [{ "prefix": "AlertLogic" }] } } }, "region": ["us-east-1"] }),
+        ),
     ]
 }
 

@@ -117,10 +117,11 @@ impl Index {
             rank.push((class.unwrap_or(Class::Weak), 0, 0));
         }
         index.ids = next;
-        for ((path, leaf), r) in leaves.iter().zip(&mut rank) {
-            if r.0 == Class::Lookup {
-                r.1 = index.paths.share(path, leaf);
-            }
+        let shares = index.paths.shares(leaves, |i| {
+            rank.get(i).is_some_and(|r| r.0 == Class::Lookup)
+        });
+        for (r, share) in rank.iter_mut().zip(shares) {
+            r.1 = share;
         }
         let per_entry: Vec<Vec<u32>> = entries
             .map(|node| {

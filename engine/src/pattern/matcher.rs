@@ -138,3 +138,7 @@ impl PatternSet {
 #[cfg(test)]
 #[path = "matcher_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "index_tests.rs"]
+mod index_tests;

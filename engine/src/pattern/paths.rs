@@ -91,32 +91,34 @@ impl Paths {
         })
     }
 
-    /// The share, in millionths, of the distinct values filed at `path` that the looked-up
-    /// leaf `leaf` accepts: how likely an event is to satisfy it, as far as the rule set can
-    /// tell (a prefix counts the exact values it covers).
-    pub(super) fn share(&self, path: &[String], leaf: &Leaf) -> u32 {
-        let Some(d) = self.root.node(path).and_then(|n| n.dictionary.as_deref()) else {
-            return 0;
-        };
-        let distinct = d.strings.len()
-            + d.numbers.len()
-            + d.prefixes.len()
-            + d.blocks.len()
-            + d.flags.iter().flatten().count();
-        let covered: usize = leaf
-            .matchers
+    /// For each leaf that `looked_up` marks, the share, in millionths, of the distinct values
+    /// filed at its path that it accepts: how likely an event is to satisfy it, as far as the
+    /// rule set can tell (a prefix counts the exact values it covers). 0 for other leaves.
+    pub(super) fn shares(
+        &self,
+        leaves: &[(Vec<String>, Leaf)],
+        looked_up: impl Fn(usize) -> bool,
+    ) -> Vec<u32> {
+        // Each path's exact strings, sorted once, so a prefix's count is two binary searches.
+        let mut sorted: FxMap<u32, Vec<&str>> = FxMap::default();
+        leaves
             .iter()
-            .map(|m| match m {
-                Matcher::Prefix(p) => d
-                    .strings
-                    .keys()
-                    .filter(|s| s.starts_with(p.as_str()))
-                    .count()
-                    .max(1),
-                _ => 1,
+            .enumerate()
+            .map(|(i, (path, leaf))| {
+                let Some(node) = self.root.node(path).filter(|_| looked_up(i)) else {
+                    return 0;
+                };
+                let (Some(id), Some(d)) = (node.id, node.dictionary.as_deref()) else {
+                    return 0;
+                };
+                let strings = sorted.entry(id).or_insert_with(|| {
+                    let mut v: Vec<&str> = d.strings.keys().map(String::as_str).collect();
+                    v.sort_unstable();
+                    v
+                });
+                d.share(leaf, strings)
             })
-            .sum();
-        (covered.min(distinct) as u64 * 1_000_000 / distinct.max(1) as u64) as u32
+            .collect()
     }
 
     /// Walks `event` along the indexed paths: sets `found.atoms`/`found.bits` for the value
@@ -186,6 +188,28 @@ impl PathNode {
 }
 
 impl Dictionary {
+    /// See [`Paths::shares`]; `sorted` holds the keys of `strings`, sorted.
+    fn share(&self, leaf: &Leaf, sorted: &[&str]) -> u32 {
+        let distinct = self.strings.len()
+            + self.numbers.len()
+            + self.prefixes.len()
+            + self.blocks.len()
+            + self.flags.iter().flatten().count();
+        let covered: usize = leaf
+            .matchers
+            .iter()
+            .map(|m| match m {
+                Matcher::Prefix(p) => {
+                    let from = sorted.partition_point(|s| *s < p.as_str());
+                    let to = from + sorted[from..].partition_point(|s| s.starts_with(p.as_str()));
+                    (to - from).max(1)
+                }
+                _ => 1,
+            })
+            .sum();
+        (covered.min(distinct) as u64 * 1_000_000 / distinct.max(1) as u64) as u32
+    }
+
     /// The id of the value atom of matcher `m`, new ones numbered from `*next` on; `None` for
     /// matchers that are not value atoms.
     fn atom(&mut self, m: &Matcher, next: &mut u32) -> Option<u32> {

@@ -4,8 +4,8 @@
 
 use super::fxhash::FxMap;
 
-/// A node with more exact/prefix edges than this is probed with the satisfied atoms instead
-/// of testing each edge.
+/// A node with more value edges than this is probed with the satisfied value atoms instead of
+/// testing each edge.
 const WIDE: usize = 16;
 
 /// "No edge" in [`Trie::root`].
@@ -28,7 +28,8 @@ struct BuildNode {
 #[derive(Debug, Default)]
 pub(super) struct Trie {
     nodes: Vec<Node>,
-    /// Each node's edges, contiguous: exact/prefix edges sorted by first atom, then the others.
+    /// Each node's edges, contiguous: value edges (first atom a value atom) sorted by first
+    /// atom, then the others.
     edges: Vec<Edge>,
     /// The atoms of each edge after its first, contiguous.
     labels: Vec<u32>,
@@ -36,18 +37,18 @@ pub(super) struct Trie {
     entries: Vec<u32>,
     /// Edge by (wide node, first atom).
     wide: FxMap<(u32, u32), u32>,
-    /// The root's exact/prefix edges by first atom: the root is the widest node (one edge per
-    /// distinct rarest atom) and every satisfied atom is looked up in it.
+    /// The root's value edges by first atom: the root is the widest node (one edge per value of
+    /// every entry's first condition), and every satisfied value atom is looked up in it.
     root: Vec<u32>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Node {
     first_edge: u32,
-    /// How many of its edges start with an exact/prefix atom (they come first).
-    hashed: u32,
-    /// How many start with an evaluated atom.
-    evaluated: u32,
+    /// How many of its edges are value edges (they come first).
+    values: u32,
+    /// How many start with a leaf (decided by its values or evaluated).
+    others: u32,
     first_entry: u32,
     entry_count: u32,
 }
@@ -81,9 +82,9 @@ impl Builder {
         self.nodes[at as usize].entries.push(entry);
     }
 
-    /// Flattens the trie. `hashed(atom)` says whether an atom is decided by lookups (its edges
-    /// can be probed) rather than evaluated; `atoms` is the number of atom ids.
-    pub(super) fn finish(mut self, atoms: usize, hashed: impl Fn(u32) -> bool) -> Trie {
+    /// Flattens the trie. `is_value(atom)` says whether an atom is a value atom (found by the
+    /// event walk, so its edges can be probed); `atoms` is the number of atom ids.
+    pub(super) fn finish(mut self, atoms: usize, is_value: impl Fn(u32) -> bool) -> Trie {
         let mut trie = Trie {
             root: vec![NONE; atoms],
             ..Trie::default()
@@ -96,7 +97,7 @@ impl Builder {
         let mut queue = vec![(0u32, 0u32)];
         while let Some((old, new)) = queue.pop() {
             let mut kids = std::mem::take(&mut self.nodes[old as usize].children);
-            kids.sort_unstable_by_key(|&(a, _)| (!hashed(a), a));
+            kids.sort_unstable_by_key(|&(a, _)| (!is_value(a), a));
             let first_edge = trie.edges.len() as u32;
             for &(a, mut child) in &kids {
                 let rest = trie.labels.len() as u32;
@@ -119,21 +120,20 @@ impl Builder {
                 });
             }
             let entries = std::mem::take(&mut self.nodes[old as usize].entries);
-            let hashed_count = kids.iter().filter(|(a, _)| hashed(*a)).count();
+            let value_count = kids.iter().filter(|(a, _)| is_value(*a)).count();
             trie.nodes[new as usize] = Node {
                 first_edge,
-                hashed: hashed_count as u32,
-                evaluated: (kids.len() - hashed_count) as u32,
+                values: value_count as u32,
+                others: (kids.len() - value_count) as u32,
                 first_entry: trie.entries.len() as u32,
                 entry_count: entries.len() as u32,
             };
             trie.entries.extend(entries);
-            let hashed_edges = first_edge..first_edge + hashed_count as u32;
-            for e in hashed_edges {
+            for e in first_edge..first_edge + value_count as u32 {
                 let a = trie.edges[e as usize].atom;
                 if new == 0 {
                     trie.root[a as usize] = e;
-                } else if hashed_count > WIDE {
+                } else if value_count > WIDE {
                     trie.wide.insert((new, a), e);
                 }
             }
@@ -144,8 +144,13 @@ impl Builder {
 
 impl Trie {
     /// Appends to `out` the entries at every node whose path of atoms all hold. `found` lists
-    /// the exact/prefix atoms that hold; `holds` decides any atom.
-    pub(super) fn walk(&self, found: &[u32], holds: &mut impl FnMut(u32) -> bool, out: &mut Vec<u32>) {
+    /// the value atoms that hold; `holds` decides any atom.
+    pub(super) fn walk(
+        &self,
+        found: &[u32],
+        holds: &mut impl FnMut(u32) -> bool,
+        out: &mut Vec<u32>,
+    ) {
         let mut stack: Vec<u32> = Vec::with_capacity(64);
         for &a in found {
             if let Some(&e) = self.root.get(a as usize).filter(|&&e| e != NONE) {
@@ -153,8 +158,8 @@ impl Trie {
             }
         }
         if let Some(root) = self.nodes.first() {
-            let start = root.first_edge + root.hashed;
-            self.follow_all(start..start + root.evaluated, holds, &mut stack);
+            let start = root.first_edge + root.values;
+            self.follow_all(start..start + root.others, holds, &mut stack);
         }
         while let Some(at) = stack.pop() {
             let Some(node) = self.nodes.get(at as usize) else {
@@ -162,17 +167,17 @@ impl Trie {
             };
             let first = node.first_entry as usize;
             out.extend_from_slice(&self.entries[first..first + node.entry_count as usize]);
-            let evaluated_from = node.first_edge + node.hashed;
-            if node.hashed as usize > WIDE && found.len() < node.hashed as usize {
+            let others = node.first_edge + node.values;
+            if node.values as usize > WIDE && found.len() < node.values as usize {
                 for &a in found {
                     if let Some(&e) = self.wide.get(&(at, a)) {
                         self.follow_rest(e, holds, &mut stack);
                     }
                 }
             } else {
-                self.follow_all(node.first_edge..evaluated_from, holds, &mut stack);
+                self.follow_all(node.first_edge..others, holds, &mut stack);
             }
-            self.follow_all(evaluated_from..evaluated_from + node.evaluated, holds, &mut stack);
+            self.follow_all(others..others + node.others, holds, &mut stack);
         }
     }
 
@@ -183,7 +188,10 @@ impl Trie {
         holds: &mut impl FnMut(u32) -> bool,
         stack: &mut Vec<u32>,
     ) {
-        let edges = self.edges.get(edges.start as usize..edges.end as usize).unwrap_or(&[]);
+        let edges = self
+            .edges
+            .get(edges.start as usize..edges.end as usize)
+            .unwrap_or(&[]);
         for edge in edges {
             if holds(edge.atom) {
                 self.push_if_rest_holds(edge, holds, stack);
@@ -198,7 +206,12 @@ impl Trie {
         }
     }
 
-    fn push_if_rest_holds(&self, edge: &Edge, holds: &mut impl FnMut(u32) -> bool, stack: &mut Vec<u32>) {
+    fn push_if_rest_holds(
+        &self,
+        edge: &Edge,
+        holds: &mut impl FnMut(u32) -> bool,
+        stack: &mut Vec<u32>,
+    ) {
         let start = edge.rest as usize;
         let rest = &self.labels[start..start + edge.rest_len as usize];
         if rest.iter().all(|&a| holds(a)) {
