@@ -18,7 +18,8 @@ pub(crate) enum Tok<'a> {
     Str(String),
     /// One ASCII punctuation byte.
     Punct(u8),
-    /// Anything else: numbers, characters, interpolated strings, non-ASCII.
+    /// Anything else: numbers, characters, interpolated strings (each `${...}` inside one
+    /// is `$`, `{`, its code's tokens, `}`, before this token), non-ASCII.
     Other,
 }
 
@@ -37,6 +38,14 @@ pub(crate) fn tokens(src: &str) -> Vec<Tok<'_>> {
     let mut scanner = Scanner::new(src);
     let _ = scanner.code(0, false);
     scanner.toks
+}
+
+/// The tokens of a whole script, or the first unterminated construct: for callers that must
+/// not reason about a script from part of its tokens.
+pub(crate) fn all_tokens(src: &str) -> Result<Vec<Tok<'_>>, LexError> {
+    let mut scanner = Scanner::new(src);
+    scanner.code(0, false)?;
+    Ok(scanner.toks)
 }
 
 /// The byte offset of the `}` that closes code starting at `start` (just after a `${`).
@@ -275,7 +284,9 @@ impl<'a> Scanner<'a> {
                 }
                 Some(b'$') if self.at(i + 1) == Some(b'{') => {
                     interpolated = true;
-                    self.toks.push(Tok::Other);
+                    // The interpolation as punctuation, so its code reads as a braced block.
+                    self.toks.push(Tok::Punct(b'$'));
+                    self.toks.push(Tok::Punct(b'{'));
                     let close = match self.code(i + 2, true)? {
                         Some(close) => close,
                         None => {
@@ -285,7 +296,7 @@ impl<'a> Scanner<'a> {
                             })
                         }
                     };
-                    self.toks.push(Tok::Other);
+                    self.toks.push(Tok::Punct(b'}'));
                     i = close + 1;
                 }
                 Some(c) => {

@@ -24,7 +24,9 @@
 //! - variables must be declared (`strict_variables`), so a typo such as `findng.x` is a compile
 //!   error with a position rather than a silent `()`.
 //! - each evaluation runs on a stack segment sized for the deepest value the size limits
-//!   allow, because Rhai clones, compares and prints nested values recursively (see `stack`).
+//!   allow, because Rhai clones, compares and prints nested values recursively (see `stack`),
+//!   unless the script's shape bounds the nesting of every value it can build (`inline`) and
+//!   the calling thread has the stack that bound needs.
 //!
 //! # Notes for playbook authors
 //!
@@ -40,6 +42,7 @@
 //!   `$${` writes a literal `${`.
 
 mod error;
+mod inline;
 mod lex;
 mod stack;
 mod template;
@@ -78,6 +81,17 @@ const STACK_PER_NESTING_LEVEL: usize = if cfg!(debug_assertions) {
 
 /// Stack for everything but nested values: Rhai's evaluator at the maximum call depth.
 const STACK_BASE: usize = 8 * 1024 * 1024;
+
+/// Stack for everything but nested values when a script runs inline (`inline`: no script
+/// function, closures one call deep). Rhai 1.27 was measured to need under 16 KiB (release) and
+/// 96 KiB (debug) for expressions at the deepest nesting the compile limits allow, closures
+/// included; this is several times that. The test `inline_evaluations_fit_their_stack` runs the
+/// worst cases in exactly the budget this and [`STACK_PER_NESTING_LEVEL`] give.
+const INLINE_STACK_BASE: usize = if cfg!(debug_assertions) {
+    512 * 1024
+} else {
+    256 * 1024
+};
 
 /// The most bytes of one `print`/`debug` line that reach the log.
 const MAX_LOG_BYTES: usize = 512;
@@ -301,6 +315,7 @@ impl Sandbox {
             source: source.into(),
             ast: Arc::new(ast),
             step_refs: lex::step_refs(source).into(),
+            growth: inline::growth(source),
         })
     }
 
@@ -310,13 +325,15 @@ impl Sandbox {
     /// on a stack large enough for any value the limits allow (a deeply nested value would
     /// overflow a tokio worker's 2 MiB stack and abort the process).
     pub fn eval(&self, script: &Script, ctx: &Context) -> Result<Value, ScriptError> {
-        self.stack.run(|| self.core.eval_json(script, ctx))
+        let inline = self.inline_stack(script.growth, ctx);
+        self.stack.run(inline, || self.core.eval_json(script, ctx))
     }
 
     /// Evaluates a compiled script that must yield `true` or `false` (a trigger condition).
     /// Any other value, `()` included, is a [`ScriptError::Type`].
     pub fn eval_bool(&self, script: &Script, ctx: &Context) -> Result<bool, ScriptError> {
-        self.stack.run(|| {
+        let inline = self.inline_stack(script.growth, ctx);
+        self.stack.run(inline, || {
             let result = self.core.eval_dynamic(script, ctx)?;
             result.as_bool().map_err(|_| {
                 ScriptError::Type(format!(
@@ -353,8 +370,26 @@ impl Sandbox {
         match &*template.parts {
             [] => Ok(Value::String(String::new())),
             [Part::Literal(text)] => Ok(Value::String(text.clone())),
-            _ => self.stack.run(|| self.core.render(template, ctx)),
+            parts => {
+                // Inline only if every expression of the template may be.
+                let growth = parts.iter().try_fold(0, |most, part| match part {
+                    Part::Literal(_) => Some(most),
+                    Part::Expr(script) => script.growth.map(|g| g.max(most)),
+                });
+                let inline = self.inline_stack(growth, ctx);
+                self.stack.run(inline, || self.core.render(template, ctx))
+            }
         }
+    }
+
+    /// The stack an evaluation needs to run on the caller's stack: `None` when the script's
+    /// nesting growth is unbounded (see `inline`); otherwise enough for Rhai's evaluator plus
+    /// every level of the deepest value the script can hold.
+    fn inline_stack(&self, growth: Option<usize>, ctx: &Context) -> Option<usize> {
+        let levels = ctx.depth.checked_add(growth?)?.checked_add(1)?;
+        STACK_PER_NESTING_LEVEL
+            .checked_mul(levels)?
+            .checked_add(INLINE_STACK_BASE)
     }
 }
 
@@ -424,6 +459,9 @@ pub struct Script {
     source: Arc<str>,
     ast: Arc<AST>,
     step_refs: Arc<[String]>,
+    /// How many levels of nesting the script can add to its context's values, when its shape
+    /// bounds that (`inline`); then it may run on the caller's stack.
+    growth: Option<usize>,
 }
 
 impl std::fmt::Debug for Script {
@@ -465,6 +503,10 @@ impl Script {
 pub struct Context {
     /// In [`VARIABLES`] order; shared, so cloning a context is cheap.
     values: Arc<[Dynamic; 5]>,
+    /// How deeply each value nests (at most `value::MAX_DEPTH`).
+    depths: [usize; 5],
+    /// The largest of `depths`.
+    depth: usize,
 }
 
 impl Default for Context {
@@ -472,6 +514,8 @@ impl Default for Context {
     fn default() -> Context {
         Context {
             values: Arc::new(std::array::from_fn(|_| Dynamic::from_map(rhai::Map::new()))),
+            depths: [0; 5],
+            depth: 0,
         }
     }
 }
@@ -486,8 +530,12 @@ impl Context {
         steps: &Value,
         run: &Value,
     ) -> Context {
+        let converted = [event, finding, vars, steps, run].map(value::json_to_dynamic);
+        let depths = converted.each_ref().map(|(_, depth)| *depth);
         Context {
-            values: Arc::new([event, finding, vars, steps, run].map(value::json_to_dynamic)),
+            values: Arc::new(converted.map(|(value, _)| value)),
+            depths,
+            depth: depths.into_iter().max().unwrap_or(0),
         }
     }
 
@@ -517,7 +565,10 @@ impl Context {
     }
 
     fn with(mut self, index: usize, value: &Value) -> Context {
-        Arc::make_mut(&mut self.values)[index] = value::json_to_dynamic(value);
+        let (converted, depth) = value::json_to_dynamic(value);
+        Arc::make_mut(&mut self.values)[index] = converted;
+        self.depths[index] = depth;
+        self.depth = self.depths.into_iter().max().unwrap_or(0);
         self
     }
 }
