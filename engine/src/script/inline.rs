@@ -67,8 +67,8 @@ pub(super) const ITERATORS: &[&str] = &["some", "all", "filter", "find", "map", 
 
 /// Names that make a script run more than once per expression, or call what it computes.
 const DENIED: &[&str] = &[
-    "for", "while", "loop", "do", "fn", "Fn", "call", "curry", "eval", "import", "export",
-    "this", "global",
+    "for", "while", "loop", "do", "fn", "Fn", "call", "curry", "eval", "import", "export", "this",
+    "global",
 ];
 
 /// Keywords that may precede `(`, `[` or `|` without being a call, an operand or a value.

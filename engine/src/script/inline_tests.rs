@@ -12,15 +12,39 @@ fn trigger_conditions_qualify() {
       || finding.severity >= 7"#,
             1,
         ),
-        (r#"event["detail-type"] == "GuardDuty Finding" && event.detail?.service?.count > 5"#, 1),
-        (r#"!("prod" in finding.tags.keys()) || finding.account in vars.accounts"#, 1),
-        (r#"let r = finding.resources[0]; r.type == "Instance" && `${r.id}`.len() > 2"#, 2),
-        (r#"finding.resources.filter(|r| r.type != "AwsAccount").len() >= vars.min"#, 1),
+        (
+            r#"event["detail-type"] == "GuardDuty Finding" && event.detail?.service?.count > 5"#,
+            1,
+        ),
+        (
+            r#"!("prod" in finding.tags.keys()) || finding.account in vars.accounts"#,
+            1,
+        ),
+        (
+            r#"let r = finding.resources[0]; r.type == "Instance" && `${r.id}`.len() > 2"#,
+            2,
+        ),
+        (
+            r#"finding.resources.filter(|r| r.type != "AwsAccount").len() >= vars.min"#,
+            1,
+        ),
         (r#"finding.resources.map(|r| r.id).contains("i-1")"#, 1),
-        (r#"if finding.severity > 7 { true } else { finding.title.to_lower().contains("tor") }"#, 1),
-        (r#"let x = 1; x += 2; switch finding.kind { "a" => true, _ => x > 2 }"#, 3),
-        (r#"finding.resources.index_of(|r, i| i > 0 && r.id <= "i-5") >= 0"#, 1),
-        (r#"finding?.steps?.x == () || finding.tags?["env"] == "prod""#, 1),
+        (
+            r#"if finding.severity > 7 { true } else { finding.title.to_lower().contains("tor") }"#,
+            1,
+        ),
+        (
+            r#"let x = 1; x += 2; switch finding.kind { "a" => true, _ => x > 2 }"#,
+            3,
+        ),
+        (
+            r#"finding.resources.index_of(|r, i| i > 0 && r.id <= "i-5") >= 0"#,
+            1,
+        ),
+        (
+            r#"finding?.steps?.x == () || finding.tags?["env"] == "prod""#,
+            1,
+        ),
     ] {
         assert_eq!(growth(src), Some(want), "{src}");
     }
@@ -90,7 +114,10 @@ fn code_inside_strings_and_comments_is_not_code_but_interpolations_are() {
         growth(r#""loop { [a] }" == finding.title // for x in [1] { }"#),
         Some(1)
     );
-    assert_eq!(growth("`${finding.title}` /* fn f() {} */ == \"x\""), Some(1));
+    assert_eq!(
+        growth("`${finding.title}` /* fn f() {} */ == \"x\""),
+        Some(1)
+    );
     assert_eq!(growth("`${ [finding] }`.len() > 0"), None);
     assert_eq!(growth("`${ finding.x.push(1) }` != \"\""), None);
     // An unterminated construct is never judged from part of the tokens.
@@ -107,7 +134,11 @@ mod on_the_callers_stack {
     fn nested(levels: usize) -> Value {
         let mut v = json!("leaf");
         for i in 0..levels {
-            v = if i % 2 == 0 { json!({ "k": v }) } else { json!([v]) };
+            v = if i % 2 == 0 {
+                json!({ "k": v })
+            } else {
+                json!([v])
+            };
         }
         v
     }
@@ -140,7 +171,11 @@ mod on_the_callers_stack {
         let mut sources = vec![
             deepest(&sb, plain, "finding.x == finding.x"),
             deepest(&sb, plain, "`${finding.x}`.len() > 0"),
-            deepest(&sb, plain, "finding.x.to_string() != finding.resources.to_string()"),
+            deepest(
+                &sb,
+                plain,
+                "finding.x.to_string() != finding.resources.to_string()",
+            ),
             deepest(&sb, in_closure, "r.d == r.d"),
             deepest(&sb, in_closure, "`${r}`.len() < 2"),
             "let x = finding.x; finding.resources.filter(|r| r.d == x).len() > 0".to_string(),

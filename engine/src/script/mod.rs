@@ -44,6 +44,7 @@
 mod error;
 mod inline;
 mod lex;
+mod reads;
 mod stack;
 mod template;
 mod value;
@@ -56,6 +57,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, OptimizationLevel, Scope, AST, FLOAT,
 use serde_json::Value;
 
 pub use error::{BudgetLimit, ScriptError};
+pub(crate) use reads::Reads;
 pub use template::Template;
 
 use template::Part;
@@ -316,6 +318,7 @@ impl Sandbox {
             ast: Arc::new(ast),
             step_refs: lex::step_refs(source).into(),
             growth: inline::growth(source),
+            reads: Arc::new(VARIABLES.map(|name| reads::reads(source, name))),
         })
     }
 
@@ -441,10 +444,15 @@ impl Core {
     /// Evaluates on the current thread.
     fn eval_dynamic(&self, script: &Script, ctx: &Context) -> Result<Dynamic, ScriptError> {
         // The scope is rebuilt per evaluation from the already-converted values: a script may
-        // modify its variables, and no evaluation may see another's changes.
+        // modify its variables, and no evaluation may see another's changes. Only what the
+        // script can read is copied.
         let mut scope = Scope::new();
-        for (name, value) in VARIABLES.iter().zip(ctx.values.iter()) {
-            scope.push_dynamic(*name, value.clone());
+        for ((name, value), reads) in VARIABLES
+            .iter()
+            .zip(ctx.values.iter())
+            .zip(script.reads.iter())
+        {
+            scope.push_dynamic(*name, reads.pick(value));
         }
         let _deadline = DeadlineGuard::start(self.limits.time);
         self.engine
@@ -462,6 +470,8 @@ pub struct Script {
     /// How many levels of nesting the script can add to its context's values, when its shape
     /// bounds that (`inline`); then it may run on the caller's stack.
     growth: Option<usize>,
+    /// What it reads of each variable, in [`VARIABLES`] order.
+    reads: Arc<[Reads; 5]>,
 }
 
 impl std::fmt::Debug for Script {
@@ -482,6 +492,16 @@ impl Script {
     /// appearance, without duplicates. A computed index (`steps[name]`) is not seen.
     pub fn step_refs(&self) -> Vec<String> {
         self.step_refs.to_vec()
+    }
+
+    /// What the script reads of context variable `name` (`Reads::All` for a name that is
+    /// not one of the five).
+    pub(crate) fn reads(&self, name: &str) -> &Reads {
+        VARIABLES
+            .iter()
+            .position(|v| *v == name)
+            .and_then(|i| self.reads.get(i))
+            .unwrap_or(&Reads::All)
     }
 
     /// Whether the script's text mentions `name` as a whole word. Callers use it to skip
