@@ -48,6 +48,18 @@ pub(crate) fn all_tokens(src: &str) -> Result<Vec<Tok<'_>>, LexError> {
     Ok(scanner.toks)
 }
 
+/// The identifier that starts at Rhai position `pos` (1-based line, 1-based column in
+/// characters) of `src`, if any.
+pub(crate) fn word_at(src: &str, pos: rhai::Position) -> Option<&str> {
+    let line = src.lines().nth(pos.line()?.checked_sub(1)?)?;
+    let (start, _) = line.char_indices().nth(pos.position()?.checked_sub(1)?)?;
+    let rest = &line[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    Some(&rest[..end]).filter(|w| !w.is_empty())
+}
+
 /// The byte offset of the `}` that closes code starting at `start` (just after a `${`).
 pub(crate) fn find_close(src: &str, start: usize) -> Result<usize, LexError> {
     let mut scanner = Scanner::new(src);

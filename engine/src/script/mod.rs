@@ -251,7 +251,11 @@ impl Sandbox {
             .set_max_functions(limits.max_functions)
             .set_strict_variables(true)
             .set_optimization_level(OptimizationLevel::Simple)
-            .disable_symbol("eval");
+            .disable_symbol("eval")
+            // `f.curry(f)` copies `f` with everything already curried into it: a handful of
+            // calls doubles it past any memory, inside one operation, unseen by the size limits
+            // (which do not count curried values) and by the clock.
+            .disable_symbol("curry");
 
         engine.on_progress(|ops| {
             if ops % CLOCK_EVERY_OPS != 0 {
@@ -312,7 +316,15 @@ impl Sandbox {
             .core
             .engine
             .compile_with_scope(&self.core.compile_scope, source)
-            .map_err(|e| ScriptError::from_parse(&e, &self.core.limits))?;
+            .map_err(|e| {
+                // A disabled keyword after a dot reads to Rhai as a missing property name.
+                if matches!(e.err_type(), rhai::ParseErrorType::PropertyExpected)
+                    && lex::word_at(source, e.position()) == Some("curry")
+                {
+                    return ScriptError::syntax_at(e.position(), error::unavailable("curry"));
+                }
+                ScriptError::from_parse(&e, &self.core.limits)
+            })?;
         Ok(Script {
             source: source.into(),
             ast: Arc::new(ast),
@@ -848,6 +860,28 @@ mod tests {
             }
             other => panic!("expected a syntax error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn curry_is_unavailable() {
+        // Each `f.curry(f)` doubled `f` (30 calls took minutes and gigabytes in one operation).
+        let sb = sandbox();
+        for src in [
+            r#"curry(Fn("x"), 1)"#,
+            r#"let f = Fn("x"); for i in 0..40 { f = f.curry(f); } 1"#,
+        ] {
+            match run(&sb, src) {
+                Err(ScriptError::Syntax { message, .. }) => {
+                    assert!(message.contains("curry"), "{message}")
+                }
+                other => panic!("{src}: expected a syntax error, got {other:?}"),
+            }
+        }
+        // Closures still capture variables (Rhai curries captured values internally).
+        assert_eq!(
+            run(&sb, "let k = 2; [1, 2].map(|x| x * k)"),
+            Ok(json!([2, 4]))
+        );
     }
 
     #[test]
