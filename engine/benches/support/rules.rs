@@ -193,7 +193,7 @@ pub fn accounts(rng: &mut Lcg, n: usize) -> Vec<String> {
 /// generated ones of which none matches `event` (`matches` decides, e.g. the engine's own
 /// per-pattern evaluation).
 pub fn rule_set(n: usize, event: &Value, matches: impl Fn(&Value) -> bool) -> Vec<Value> {
-    let mut rng = Lcg(0x0c0d_0a11_5e7 ^ n as u64);
+    let mut rng = Lcg(0x00c0_d0a1_15e7 ^ n as u64);
     let accounts = accounts(&mut rng, 300);
     let mut out = planted();
     while out.len() < n {
@@ -413,7 +413,8 @@ fn gd_misc(rng: &mut Lcg, accounts: &[String]) -> Value {
 }
 
 fn security_hub(rng: &mut Lcg, accounts: &[String]) -> Value {
-    let mut f = json!({ "Severity": { "Label": strings(*rng.pick(SH_LABELS)) } });
+    let labels: &[&str] = SH_LABELS[rng.below(SH_LABELS.len())];
+    let mut f = json!({ "Severity": { "Label": strings(labels) } });
     if rng.chance(50) {
         let prefixes: Vec<Value> = rng
             .some(SH_TYPE_PREFIXES, 2)
