@@ -5,7 +5,7 @@
 #   bench/run.sh            # all four
 #   bench/run.sh ingest     # one of: pattern ingest journal memory
 #
-# Figures and targets (ratios are medians of per-round ratios, all variants measured in each
+# Figures and targets (pattern, ingest: medians of per-round ratios, all variants measured in each
 # round):
 # - pattern: match one GuardDuty event against 1, 1,000 and 10,000 realistic patterns, vs a bare
 #            serde_json parse. Targets: 10,000/parse <= 1x, 10,000/1,000 <= 1.5x.

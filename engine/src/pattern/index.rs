@@ -15,10 +15,11 @@
 //! tested as the OR of their values.
 //!
 //! Per event, one walk along the indexed paths looks each scalar up in its path's dictionary,
-//! which yields every value atom the event satisfies: a few dozen at most whatever the size of
-//! the set. The trie walk follows only edges whose conditions hold; at a node with many value
-//! edges it looks up the satisfied values instead of testing each edge, so an entry that fails
-//! on an exact value or prefix costs nothing, wherever that condition sits. The entries at the
+//! which yields every value atom the event satisfies: as many as the event has scalars at
+//! indexed paths (a few more for prefixes and CIDR blocks), however large the set. The trie walk
+//! follows only edges whose conditions hold; at a node with many value edges it looks up the
+//! satisfied values instead of testing each edge, so an entry that fails on an exact value or
+//! prefix costs at most one bit test, wherever that condition sits. The entries at the
 //! nodes reached are the candidates, which `PatternSet` verifies with full semantics (array
 //! consistency, `exists: false`). So the index can never add a match, and it cannot lose one
 //! because every condition it files is necessary.
@@ -88,41 +89,7 @@ impl Index {
         leaves: &[(Vec<String>, Leaf)],
     ) -> Index {
         let mut index = Index::default();
-        let mut next = leaves.len() as u32;
-        // Filing order: class, then the share of its path's values a looked-up leaf accepts
-        // (the least likely to hold first), then how many entries use it (rarest first).
-        let mut rank: Vec<(Class, u32, u32)> = Vec::with_capacity(leaves.len());
-        for (path, leaf) in leaves {
-            let class = class_of(leaf);
-            let atom = match class {
-                None => Atom::Unfiled,
-                Some(Class::Lookup) => {
-                    let values = index.paths.value_atoms(path, leaf, &mut next);
-                    let first = index.values.len() as u32;
-                    index.values.extend(&values);
-                    Atom::Values {
-                        first,
-                        len: values.len() as u32,
-                    }
-                }
-                Some(_) => {
-                    index.tests.push(leaf.clone());
-                    Atom::Evaluated {
-                        path: index.paths.file_evaluated(path),
-                        test: index.tests.len() as u32 - 1,
-                    }
-                }
-            };
-            index.atoms.push(atom);
-            rank.push((class.unwrap_or(Class::Weak), 0, 0));
-        }
-        index.ids = next;
-        let shares = index.paths.shares(leaves, |i| {
-            rank.get(i).is_some_and(|r| r.0 == Class::Lookup)
-        });
-        for (r, share) in rank.iter_mut().zip(shares) {
-            r.1 = share;
-        }
+        let mut rank = index.file_leaves(leaves);
         let per_entry: Vec<Vec<u32>> = entries
             .map(|node| {
                 let mut atoms = Vec::new();
@@ -147,8 +114,49 @@ impl Index {
             }
         }
         let first_value = leaves.len() as u32;
-        index.trie = trie.finish(next as usize, |a| a >= first_value);
+        index.trie = trie.finish(index.ids as usize, |a| a >= first_value);
         index
+    }
+
+    /// Files every leaf under its path (looked-up leaves as their value atoms, numbered after
+    /// the leaves) and returns each leaf's filing rank: its class, then the share of its path's
+    /// values it accepts (the least likely to hold first); the caller adds how many entries
+    /// use it (rarest first).
+    fn file_leaves(&mut self, leaves: &[(Vec<String>, Leaf)]) -> Vec<(Class, u32, u32)> {
+        let mut next = leaves.len() as u32;
+        let mut rank: Vec<(Class, u32, u32)> = Vec::with_capacity(leaves.len());
+        for (path, leaf) in leaves {
+            let class = class_of(leaf);
+            let atom = match class {
+                None => Atom::Unfiled,
+                Some(Class::Lookup) => {
+                    let values = self.paths.value_atoms(path, leaf, &mut next);
+                    let first = self.values.len() as u32;
+                    self.values.extend(&values);
+                    Atom::Values {
+                        first,
+                        len: values.len() as u32,
+                    }
+                }
+                Some(_) => {
+                    self.tests.push(leaf.clone());
+                    Atom::Evaluated {
+                        path: self.paths.file_evaluated(path),
+                        test: self.tests.len() as u32 - 1,
+                    }
+                }
+            };
+            self.atoms.push(atom);
+            rank.push((class.unwrap_or(Class::Weak), 0, 0));
+        }
+        self.ids = next;
+        let shares = self.paths.shares(leaves, |i| {
+            rank.get(i).is_some_and(|r| r.0 == Class::Lookup)
+        });
+        for (r, share) in rank.iter_mut().zip(shares) {
+            r.1 = share;
+        }
+        rank
     }
 
     /// The trie paths of an entry with conditions `atoms` (in filing order): looked-up leaves
