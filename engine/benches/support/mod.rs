@@ -69,6 +69,8 @@ pub struct Rounds(Vec<Vec<f64>>);
 
 impl Rounds {
     pub fn measure(variants: &mut [Variant], rounds: usize, batch: Duration) -> Rounds {
+        // One call first, so one-time work (a lazily built index) does not skew calibration.
+        variants.iter_mut().for_each(|(_, f)| f());
         let counts: Vec<u32> = variants
             .iter_mut()
             .map(|(_, f)| calibrate(batch, f))
