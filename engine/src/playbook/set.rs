@@ -1,5 +1,6 @@
 //! All loaded playbooks, and one matcher over all their triggers.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -277,8 +278,13 @@ pub(crate) fn trigger_context(fe: &FindingEvent, event: &Reads, finding: &Reads)
         reads => reads.pick_json(&serde_json::to_value(&fe.finding).unwrap_or(Value::Null)),
     };
     let event = match event {
-        Reads::Nothing => json!({}),
-        reads => reads.pick_json(&fe.event),
+        Reads::Nothing => Cow::Owned(json!({})),
+        Reads::All => Cow::Borrowed(&fe.event),
+        reads => Cow::Owned(reads.pick_json(&fe.event)),
     };
     Context::new(&event, &finding, &empty, &empty, &empty)
 }
+
+#[cfg(test)]
+#[path = "set_tests.rs"]
+mod tests;

@@ -337,8 +337,10 @@ impl Sandbox {
     /// Evaluates a compiled script against `ctx` and returns its value as JSON.
     ///
     /// Blocks the caller until the script ends, at most [`Limits::time`] later. The script runs
-    /// on a stack large enough for any value the limits allow (a deeply nested value would
-    /// overflow a tokio worker's 2 MiB stack and abort the process).
+    /// on a stack large enough for any value it can hold (a deeply nested value would overflow
+    /// a tokio worker's 2 MiB stack and abort the process): the caller's own when the script's
+    /// shape bounds that nesting and enough of it is left, otherwise one sized for the deepest
+    /// value the limits allow.
     pub fn eval(&self, script: &Script, ctx: &Context) -> Result<Value, ScriptError> {
         let inline = self.inline_stack(script.growth, ctx);
         self.stack.run(inline, || self.core.eval_json(script, ctx))
