@@ -1,5 +1,6 @@
 //! All loaded playbooks, and one matcher over all their triggers.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -8,7 +9,7 @@ use serde_json::{json, Value};
 use super::{compile, LoadError, Mode, PlaybookRef};
 use crate::event::FindingEvent;
 use crate::pattern::{Condition, PatternSet};
-use crate::script::{Context, Sandbox, Script};
+use crate::script::{Context, Reads, Sandbox, Script};
 
 /// The loaded playbooks.
 #[derive(Default)]
@@ -190,15 +191,19 @@ impl PlaybookSet {
             .filter(|p| !out.iter().any(|m| Arc::ptr_eq(&m.playbook, p)))
             .collect();
         // The script context is built only if a matched playbook has a `when`, and holds only
-        // what those scripts mention: converting the whole event costs more than matching.
+        // what those scripts read: converting the whole event costs more than matching.
         let whens: Vec<&Script> = matched
             .iter()
             .filter(|p| p.mode != Mode::Manual && !fe.finding.sample)
             .filter_map(|p| p.when.as_ref())
             .collect();
         let ctx = (!whens.is_empty()).then(|| {
-            let uses = |name: &str| whens.iter().any(|w| w.mentions(name));
-            trigger_context(fe, uses("event"), uses("finding"))
+            let reads = |name: &str| {
+                whens
+                    .iter()
+                    .fold(Reads::Nothing, |all, w| all.union(w.reads(name)))
+            };
+            trigger_context(fe, &reads("event"), &reads("finding"))
         });
         for p in matched {
             let outcome = match (&p.when, p.mode, &ctx) {
@@ -246,19 +251,21 @@ impl PlaybookSet {
 }
 
 /// What a trigger's `when` sees: the event and the finding (no vars, steps or run yet), each
-/// converted only if wanted.
-pub(crate) fn trigger_context(fe: &FindingEvent, event: bool, finding: bool) -> Context {
+/// only as far as the scripts read it.
+pub(crate) fn trigger_context(fe: &FindingEvent, event: &Reads, finding: &Reads) -> Context {
     let empty = json!({});
-    let finding = if finding {
-        serde_json::to_value(&fe.finding).unwrap_or(Value::Null)
-    } else {
-        json!({})
+    let finding = match finding {
+        Reads::Nothing => json!({}),
+        reads => reads.pick_json(&serde_json::to_value(&fe.finding).unwrap_or(Value::Null)),
     };
-    Context::new(
-        if event { &fe.event } else { &empty },
-        &finding,
-        &empty,
-        &empty,
-        &empty,
-    )
+    let event = match event {
+        Reads::Nothing => Cow::Owned(json!({})),
+        Reads::All => Cow::Borrowed(&fe.event),
+        reads => Cow::Owned(reads.pick_json(&fe.event)),
+    };
+    Context::new(&event, &finding, &empty, &empty, &empty)
 }
+
+#[cfg(test)]
+#[path = "set_tests.rs"]
+mod tests;
