@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The engine's benchmarks, in release mode, with short criterion runs (the machines are shared:
-# every target is a ratio against a baseline measured in the same run). About 3-5 minutes.
+# every target is a ratio against a baseline measured in the same run). About 4-6 minutes.
 #
-#   bench/run.sh            # all three
-#   bench/run.sh ingest     # one of: ingest journal memory
+#   bench/run.sh            # all four
+#   bench/run.sh ingest     # one of: pattern ingest journal memory
 #
-# Figures and targets:
+# Figures and targets (pattern, ingest: medians of per-round ratios, all variants measured in each
+# round):
+# - pattern: match one GuardDuty event against 1, 1,000 and 10,000 realistic patterns, vs a bare
+#            serde_json parse. Targets: 10,000/parse <= 1x, 10,000/1,000 <= 1.5x.
 # - ingest:  normalize + match one GuardDuty finding against 1 and 1,000 playbooks, vs a bare
 #            serde_json parse. Targets: 1000/parse <= 3x, 1000/1 <= 1.5x.
 # - journal: a 5-step run end to end, every transition flushed, vs bare sled insert + flush
@@ -19,9 +22,14 @@ CRITERION_ARGS=${CRITERION_ARGS:---warm-up-time 1 --measurement-time 3}
 which=${1:-all}
 
 # Build everything first, so build output does not interleave with the figures.
-cargo bench -p cordon-engine --bench ingest --bench journal --no-run
+cargo bench -p cordon-engine --bench pattern --bench ingest --bench journal --no-run
 cargo build --profile bench -p cordon-engine --example waiting_runs
 
+if [[ $which == all || $which == pattern ]]; then
+    echo "== pattern =="
+    # shellcheck disable=SC2086
+    cargo bench -p cordon-engine --bench pattern -- $CRITERION_ARGS
+fi
 if [[ $which == all || $which == ingest ]]; then
     echo "== ingest =="
     # shellcheck disable=SC2086

@@ -10,7 +10,7 @@ use cordon_connectors::{AwsCloud, AwsSettings, LogChat};
 use cordon_engine::clock::SystemClock;
 use cordon_engine::cloud::Cloud;
 use cordon_engine::config::Settings;
-use cordon_engine::dispatch::{Dispatcher, Limits};
+use cordon_engine::dispatch::{self, Dispatcher};
 use cordon_engine::journal::SledJournal;
 use cordon_engine::playbook::{LoadError, PlaybookSet};
 use cordon_engine::runner::Runner;
@@ -71,34 +71,64 @@ impl App {
             .unwrap_or_else(|| PathBuf::from(".cordon/journal"))
     }
 
-    /// The playbook directory, or `None` for the built-in library.
-    pub fn playbook_dir(&self) -> Option<PathBuf> {
-        self.global
-            .playbooks
-            .clone()
-            .or_else(|| self.config.playbooks.clone())
-            .or_else(|| Some(PathBuf::from("playbooks")).filter(|p| p.is_dir()))
+    /// The playbook directory: `--playbooks`, else the config's `playbooks`, else `./playbooks`
+    /// if anything by that name exists; `None` (the built-in library) only when none of these
+    /// is given or present. A path given or found that is not a directory (a file, a dangling
+    /// link) is an error naming it, never a silent fall-back to the built-in library.
+    pub fn playbook_dir(&self) -> Result<Option<PathBuf>> {
+        let (dir, why) = match (&self.global.playbooks, &self.config.playbooks) {
+            (Some(d), _) => (d.clone(), "--playbooks"),
+            (None, Some(d)) => (d.clone(), "the config's `playbooks`"),
+            (None, None) => {
+                let d = PathBuf::from("playbooks");
+                // symlink_metadata: a dangling `./playbooks` link counts as present.
+                match std::fs::symlink_metadata(&d) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    _ => (d, "./playbooks, which is used when present"),
+                }
+            }
+        };
+        match std::fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => Ok(Some(dir)),
+            Ok(_) => bail!(
+                "playbook directory {} ({why}) is not a directory",
+                dir.display()
+            ),
+            Err(e) => match std::fs::read_link(&dir) {
+                Ok(target) => bail!(
+                    "playbook directory {} ({why}) is a symbolic link to {}, which cannot be read: {e}",
+                    dir.display(),
+                    target.display()
+                ),
+                Err(_) => bail!(
+                    "playbook directory {} ({why}) cannot be read: {e}",
+                    dir.display()
+                ),
+            },
+        }
     }
 
     pub fn playbooks(&self) -> Result<PlaybookSet> {
-        let loaded = match self.playbook_dir() {
+        let loaded = match self.playbook_dir()? {
             Some(dir) => PlaybookSet::load_dir(&dir, &self.sandbox),
             None => PlaybookSet::from_sources(&embedded::PLAYBOOKS, &self.sandbox),
         };
-        loaded.map_err(|errors| anyhow!("{}", load_errors(&errors)))
+        loaded.map_err(|errors| PlaybookErrors(errors).into())
     }
 
     /// The cloud to act on. Never chosen silently: acting without `--cloud` is an error, and a
     /// journal used with one cloud refuses another.
     /// `recorded_ok`: commands acting on runs already journaled (approve, release, resume) may
-    /// take the cloud recorded beside the journal, where those runs acted.
+    /// take the cloud recorded with the journal, where those runs acted.
+    ///
+    /// Each journal owns its cloud marker (`<journal>/cloud`) and, on `--cloud sim`, its
+    /// simulated world (`<journal>/sim-world.json`), so two journals in one folder never share
+    /// a world. Both live inside the journal directory beside sled's own files (sled only
+    /// touches `conf`, `db`, `blobs/` and `snap.*`).
     pub async fn cloud(&self, recorded_ok: bool) -> Result<(Cloud, Option<Arc<SimCloud>>)> {
         let dir = self.journal_dir();
-        let base = dir
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let marker = base.join("cloud");
+        adopt_legacy_files(&dir)?;
+        let marker = dir.join("cloud");
         let recorded = std::fs::read_to_string(&marker)
             .ok()
             .and_then(|s| match s.trim() {
@@ -109,7 +139,8 @@ impl App {
         let Some(kind) = self.global.cloud.or(recorded.filter(|_| recorded_ok)) else {
             bail!("say where to act: --cloud sim (a simulated organization, no AWS account needed) or --cloud aws");
         };
-        std::fs::create_dir_all(base).with_context(|| format!("creating {}", base.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating journal directory {}", dir.display()))?;
         let name = match kind {
             CloudKind::Sim => "sim",
             CloudKind::Aws => "aws",
@@ -130,7 +161,7 @@ impl App {
                     .ok()
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0);
-                let world = base.join("sim-world.json");
+                let world = dir.join("sim-world.json");
                 let sim =
                     Arc::new(SimCloud::open(&world)?.with_delay(Duration::from_millis(delay)));
                 tracing::info!(cloud = "sim", world = %world.display(), "Acting on the simulated organization");
@@ -139,16 +170,8 @@ impl App {
             CloudKind::Aws => {
                 let aws = Arc::new(AwsCloud::from_env(self.config.aws.clone()).await);
                 tracing::info!(cloud = "aws", role = %self.config.aws.role_arn, "Acting on AWS");
-                let cloud = Cloud {
-                    org: aws.clone(),
-                    iam: aws.clone(),
-                    ec2: aws.clone(),
-                    ssm: aws.clone(),
-                    events: aws,
-                    // Until a chat connector is configured, messages are logged, not lost.
-                    chat: Arc::new(LogChat),
-                };
-                Ok((cloud, None))
+                // Until a chat connector is configured, messages are logged, not lost.
+                Ok((Cloud::with_chat(aws, Arc::new(LogChat)), None))
             }
         }
     }
@@ -171,16 +194,47 @@ impl App {
             Arc::new(playbooks),
             Arc::new(SystemClock),
         );
-        Ok(Dispatcher::new(runner, Limits::default()))
+        Ok(Dispatcher::new(runner, dispatch::Limits::default()))
     }
 }
 
-/// Load errors, one per line.
-pub fn load_errors(errors: &[LoadError]) -> String {
-    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    format!(
-        "{} playbook error(s):\n  {}",
-        errors.len(),
-        lines.join("\n  ")
-    )
+/// Before each journal owned its marker and world, they lived in the journal's parent
+/// directory (`.cordon/cloud`, `.cordon/sim-world.json` for the default `.cordon/journal`).
+/// A journal that already holds runs and has no marker of its own takes those over (moves
+/// them), so runs started before the change can still be approved and released. The first
+/// journal of a folder to be opened takes them; a second one there starts its own.
+fn adopt_legacy_files(dir: &Path) -> Result<()> {
+    let base = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let (marker, legacy_marker) = (dir.join("cloud"), base.join("cloud"));
+    if marker.exists() || !legacy_marker.is_file() || !dir.join("db").exists() {
+        return Ok(());
+    }
+    for name in ["sim-world.json", "cloud"] {
+        let (from, to) = (base.join(name), dir.join(name));
+        if from.is_file() && !to.exists() {
+            std::fs::rename(&from, &to)
+                .with_context(|| format!("moving {} to {}", from.display(), to.display()))?;
+            tracing::info!(from = %from.display(), to = %to.display(), "Moved into the journal it belongs to");
+        }
+    }
+    Ok(())
 }
+
+/// Playbooks that failed to load: `main` prints one line per error.
+#[derive(Debug)]
+pub struct PlaybookErrors(pub Vec<LoadError>);
+
+impl std::fmt::Display for PlaybookErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} playbook error(s)", self.0.len())?;
+        for e in &self.0 {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PlaybookErrors {}

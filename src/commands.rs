@@ -6,99 +6,129 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use cordon_engine::actions;
-use cordon_engine::event::{self, FindingEvent, Parsed};
-use cordon_engine::journal::Journal;
-use cordon_engine::playbook::{self, PlaybookSet};
-use cordon_engine::run::{RunState, Trigger};
 use cordon_engine::dispatch::Dispatcher;
+use cordon_engine::event::{self, FindingEvent, Parsed};
 use cordon_engine::journal::Admission;
+use cordon_engine::journal::Journal;
+use cordon_engine::playbook::{MatchOutcome, PlaybookSet};
+use cordon_engine::run::{RunState, Trigger};
 use cordon_engine::runner;
 use cordon_simulator::SimCloud;
 use serde_json::{json, Value};
 
-use crate::app::{load_errors, App};
+use crate::app::{App, PlaybookErrors};
+use crate::args::CloudKind;
 use crate::embedded;
+use crate::out::{self, errln, outln};
 use crate::render;
 
 /// Exit code when a run failed, was denied or needs attention.
 pub const EXIT_RUN_FAILED: i32 = 3;
+/// Exit code when a playbook's trigger script (`trigger.when`) failed on a finding, so the
+/// playbook could not decide whether to run.
+pub const EXIT_TRIGGER_FAILED: i32 = 4;
 
 pub fn validate(app: &App, paths: &[PathBuf]) -> Result<i32> {
-    let mut errors = Vec::new();
-    let mut count = 0;
     let targets: Vec<PathBuf> = if paths.is_empty() {
-        app.playbook_dir().into_iter().collect()
+        app.playbook_dir()?.into_iter().collect()
     } else {
         paths.to_vec()
     };
     if targets.is_empty() {
         let set = PlaybookSet::from_sources(&embedded::PLAYBOOKS, &app.sandbox)
-            .map_err(|e| anyhow!("{}", load_errors(&e)))?;
-        println!("ok: {} built-in playbook(s) valid", set.len());
+            .map_err(PlaybookErrors)?;
+        outln!("ok: {} built-in playbook(s) valid", set.len())?;
         return Ok(0);
     }
-    for path in targets {
-        let result = if path.is_dir() {
-            PlaybookSet::load_dir(&path, &app.sandbox).map(|s| s.len())
-        } else {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            playbook::compile(&path.display().to_string(), &text, &app.sandbox).map(|_| 1)
-        };
-        match result {
-            Ok(n) => count += n,
-            Err(mut e) => errors.append(&mut e),
-        }
-    }
-    if errors.is_empty() {
-        println!("ok: {count} playbook(s) valid");
-        Ok(0)
-    } else {
-        eprintln!("{}", load_errors(&errors));
-        Ok(1)
-    }
+    let set = PlaybookSet::load_paths(&targets, &app.sandbox).map_err(PlaybookErrors)?;
+    outln!("ok: {} playbook(s) valid", set.len())?;
+    Ok(0)
 }
 
+/// Reads an event, at most [`event::MAX_INPUT_BYTES`]: reading stops there (`/dev/zero` and an
+/// endless stdin end with an error, not with memory exhausted).
 fn read_event(path: Option<&Path>) -> Result<(String, Vec<u8>)> {
-    match path {
-        None => Ok((
-            "built-in demo finding".into(),
-            embedded::DEMO_EVENT.as_bytes().to_vec(),
-        )),
-        Some(p) if p == Path::new("-") => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .context("reading the event from stdin")?;
-            Ok(("stdin".into(), buf))
+    let (name, input): (String, Box<dyn Read>) = match path {
+        None => {
+            return Ok((
+                "built-in demo finding".into(),
+                embedded::DEMO_EVENT.as_bytes().to_vec(),
+            ))
         }
-        Some(p) => Ok((
+        Some(p) if p == Path::new("-") => ("stdin".into(), Box::new(std::io::stdin())),
+        Some(p) => (
             p.display().to_string(),
-            std::fs::read(p).with_context(|| format!("reading event {}", p.display()))?,
-        )),
+            Box::new(
+                std::fs::File::open(p).with_context(|| format!("reading event {}", p.display()))?,
+            ),
+        ),
+    };
+    let limit = event::MAX_INPUT_BYTES;
+    let mut buf = Vec::new();
+    input
+        .take(limit as u64 + 1)
+        .read_to_end(&mut buf)
+        .with_context(|| format!("reading event {name}"))?;
+    if buf.len() > limit {
+        bail!("event {name} is larger than {limit} bytes; an EventBridge event is at most 256 KiB");
+    }
+    Ok((name, buf))
+}
+
+/// Exit code when some finding of the input was rejected (the others were still processed).
+pub const EXIT_REJECTED: i32 = 1;
+
+/// The findings of an event. A non-finding event is reported, not an error; each finding of a
+/// batch that could not be read is reported on stderr with its index and JSON path, and counted,
+/// while the others go on.
+struct Findings {
+    list: Vec<FindingEvent>,
+    rejected: usize,
+}
+
+impl Findings {
+    /// `code`, raised to [`EXIT_REJECTED`] when a finding was rejected.
+    fn exit(&self, code: i32) -> i32 {
+        if self.rejected > 0 {
+            code.max(EXIT_REJECTED)
+        } else {
+            code
+        }
     }
 }
 
-/// Parses an event; a non-finding event is reported, not an error.
-fn findings(path: Option<&Path>) -> Result<Vec<FindingEvent>> {
+fn findings(path: Option<&Path>) -> Result<Findings> {
     let (name, bytes) = read_event(path)?;
     match event::parse(&bytes).map_err(|e| anyhow!("{name}: {e}"))? {
-        Parsed::Findings(f) => Ok(f),
+        Parsed::Findings(batch) => {
+            for r in &batch.rejected {
+                errln!("{name}: rejected {r}");
+            }
+            Ok(Findings {
+                rejected: batch.rejected.len(),
+                list: batch.findings,
+            })
+        }
         Parsed::Ignored(i) => {
-            eprintln!(
+            errln!(
                 "{name}: ignored: {} event from {}: {}",
-                i.detail_type, i.source, i.reason
+                i.detail_type,
+                i.source,
+                i.reason
             );
-            Ok(Vec::new())
+            Ok(Findings {
+                list: Vec::new(),
+                rejected: 0,
+            })
         }
     }
 }
 
 pub fn explain(app: &App, event: &Path, as_json: bool) -> Result<i32> {
     let set = app.playbooks()?;
-    let fes = findings(Some(event))?;
+    let parsed = findings(Some(event))?;
     let mut out = Vec::new();
-    for fe in &fes {
+    for fe in &parsed.list {
         let mut v = serde_json::to_value(&fe.finding)?;
         v["playbooks"] = serde_json::to_value(set.explain(fe, &app.sandbox))?;
         if let Some(a) = &fe.custom_action {
@@ -107,11 +137,29 @@ pub fn explain(app: &App, event: &Path, as_json: bool) -> Result<i32> {
         out.push(v);
     }
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        out::json(&out)?;
     } else {
-        render::explain(&out);
+        render::explain(&out)?;
     }
-    Ok(0)
+    let mut code = 0;
+    for (fe, v) in parsed.list.iter().zip(&out) {
+        for p in v["playbooks"].as_array().into_iter().flatten() {
+            if p["outcome"]["outcome"] == "when_error" {
+                let (id, msg) = (p["playbook"].as_str(), p["outcome"]["detail"].as_str());
+                code = trigger_failed(id.unwrap_or("?"), fe, msg.unwrap_or("?"));
+            }
+        }
+    }
+    Ok(parsed.exit(code))
+}
+
+/// Says on stderr that a playbook's trigger script failed for a finding; returns the exit code.
+fn trigger_failed(playbook: &str, fe: &FindingEvent, message: &str) -> i32 {
+    errln!(
+        "error: playbook {playbook}: trigger `when` failed for finding {}: {message}",
+        fe.finding.id
+    );
+    EXIT_TRIGGER_FAILED
 }
 
 pub async fn run(
@@ -122,8 +170,12 @@ pub async fn run(
     by: &str,
     as_json: bool,
 ) -> Result<i32> {
+    if event.is_none() && !dry_run && app.global.cloud == Some(CloudKind::Aws) {
+        bail!("the built-in demo finding is for --cloud sim only; to act on AWS, give the finding: --event FILE (or - for stdin)");
+    }
     let set = app.playbooks()?;
-    let fes = findings(event)?;
+    let parsed = findings(event)?;
+    let fes = &parsed.list;
     if let Some(id) = playbook {
         if set.get(id).is_none() {
             let ids: Vec<&str> = set.iter().map(|p| p.id.as_str()).collect();
@@ -131,13 +183,13 @@ pub async fn run(
         }
     }
     if dry_run {
-        return dry(app, set, &fes, playbook, as_json);
+        return dry(app, set, fes, playbook, as_json).map(|code| parsed.exit(code));
     }
     let (cloud, sim) = app.cloud(false).await?;
     let dispatcher = app.dispatcher(cloud, set)?;
     let mut report = Vec::new();
     let mut code = 0;
-    for fe in &fes {
+    for fe in fes {
         seed(sim.as_deref(), fe)?;
         let submitted = match playbook {
             Some(id) => {
@@ -148,13 +200,21 @@ pub async fn run(
                     .cloned()
                     .ok_or_else(|| anyhow!("no playbook {id}"))?;
                 let trigger = Trigger::Manual { by: by.to_string() };
-                vec![dispatcher.start_run(&pb, fe, trigger, Admission::Deliver).await?]
+                vec![
+                    dispatcher
+                        .start_run(&pb, fe, trigger, Admission::Deliver)
+                        .await?,
+                ]
             }
             None => dispatcher.submit(fe, Instant::now()).await?,
         };
         for s in submitted {
             let mut entry = serde_json::to_value(&s)?;
             entry["finding"] = json!(fe.finding.id);
+            if let Some(e) = &s.error {
+                entry["error"] = json!(e);
+                code = code.max(trigger_failed(&s.playbook, fe, e));
+            }
             if let (Some(id), true) = (&s.run_id, s.created()) {
                 let state = dispatcher.wait(id).await?;
                 code = code.max(exit_for(state));
@@ -174,11 +234,11 @@ pub async fn run(
         }
     }
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out::json(&report)?;
     } else {
-        render::run_report(&report, fes.len());
+        render::run_report(&report, fes.len())?;
     }
-    Ok(code)
+    Ok(parsed.exit(code))
 }
 
 fn dry(
@@ -189,15 +249,23 @@ fn dry(
     as_json: bool,
 ) -> Result<i32> {
     let mut plans = Vec::new();
+    let mut code = 0;
     for fe in fes {
         let chosen: Vec<_> = match playbook {
             Some(id) => set.get(id).cloned().into_iter().collect(),
-            None => set
-                .evaluate(fe, &app.sandbox)
-                .into_iter()
-                .filter(|m| m.outcome.starts_run())
-                .map(|m| m.playbook)
-                .collect(),
+            None => {
+                let matches = set.evaluate(fe, &app.sandbox);
+                for m in &matches {
+                    if let MatchOutcome::WhenError(e) = &m.outcome {
+                        code = trigger_failed(&m.playbook.id, fe, e);
+                    }
+                }
+                matches
+                    .into_iter()
+                    .filter(|m| m.outcome.starts_run())
+                    .map(|m| m.playbook)
+                    .collect()
+            }
         };
         for pb in chosen {
             let mut p = serde_json::to_value(runner::plan(&app.sandbox, &pb, fe))?;
@@ -206,11 +274,11 @@ fn dry(
         }
     }
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&plans)?);
+        out::json(&plans)?;
     } else {
-        render::plans(&plans, fes.len());
+        render::plans(&plans, fes.len())?;
     }
-    Ok(0)
+    Ok(code)
 }
 
 /// The simulator creates what a finding names the first time it is seen.
@@ -243,9 +311,9 @@ pub async fn runs_list(app: &App, as_json: bool) -> Result<i32> {
         }
     }
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&runs)?);
+        out::json(&runs)?;
     } else {
-        render::runs(&runs);
+        render::runs(&runs)?;
     }
     Ok(0)
 }
@@ -263,9 +331,9 @@ pub async fn runs_show(app: &App, id: &str, as_json: bool) -> Result<i32> {
             o.remove("playbook_source");
         }
         v["timeline"] = serde_json::to_value(&timeline)?;
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        out::json(&v)?;
     } else {
-        render::run(&run, &timeline);
+        render::run(&run, &timeline)?;
     }
     Ok(0)
 }
@@ -277,11 +345,11 @@ pub async fn approve(app: &App, run: &str, step: &str, deny: bool, by: &str) -> 
         RunState::Running => dispatcher.wait(run).await?,
         other => other,
     };
-    println!(
+    outln!(
         "run {run}: step {step} {} by {by}; run is {}",
         if deny { "denied" } else { "approved" },
         state.as_str()
-    );
+    )?;
     Ok(exit_for(state))
 }
 
@@ -294,19 +362,47 @@ pub async fn release(app: &App, run: &str, by: &str) -> Result<i32> {
         .get(run)
         .await?
         .ok_or_else(|| anyhow!("no run {run}"))?;
-    render::release(&r);
+    render::release(&r)?;
     Ok(exit_for(state))
 }
 
+/// Applies approval timeouts that passed, then drives every unfinished run; says for each run
+/// what happened, or that there was nothing to do.
 pub async fn resume(app: &App) -> Result<i32> {
     let dispatcher = acting_dispatcher(app).await?;
     let resumed = dispatcher.start().await?;
     dispatcher.idle().await;
     let mut code = 0;
-    for id in resumed.driven.iter().chain(&resumed.waiting) {
-        let state = dispatcher.runner().load(id).await?.state;
-        println!("{id}: {}", state.as_str());
-        code = code.max(exit_for(state));
+    let journal = dispatcher.runner().journal();
+    let load = |id: String| async move {
+        journal
+            .get(&id)
+            .await?
+            .ok_or_else(|| anyhow!("no run {id}"))
+    };
+    for e in &resumed.expired {
+        let run = load(e.run_id.clone()).await?;
+        let what = format!(
+            "approval step {} timed out; its default ({}) was applied",
+            e.step,
+            if e.approved { "approve" } else { "deny" }
+        );
+        render::resumed(&run, &what)?;
+        code = code.max(exit_for(run.state));
+    }
+    let expired = |id: &String| resumed.expired.iter().any(|e| &e.run_id == id);
+    for id in resumed.driven.iter().filter(|id| !expired(id)) {
+        let run = load(id.clone()).await?;
+        render::resumed(&run, "resumed")?;
+        code = code.max(exit_for(run.state));
+    }
+    if resumed.expired.is_empty() && resumed.driven.is_empty() {
+        match resumed.waiting.len() {
+            0 => outln!("nothing to resume: no unfinished run, and no approval past its timeout")?,
+            n => {
+                outln!("nothing to resume: {n} run(s) waiting for approval, none past its timeout")?
+            }
+        }
     }
     Ok(code)
 }
@@ -330,9 +426,9 @@ pub fn actions_list(as_json: bool) -> Result<i32> {
         })
         .collect();
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        out::json(&list)?;
     } else {
-        render::actions(&list);
+        render::actions(&list)?;
     }
     Ok(0)
 }

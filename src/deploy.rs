@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::args::{InstallArgs, PolicyFor, PolicyFormat};
+use crate::out;
 
 /// The variable holding the API key EventBridge sends; an argument would show in `ps` and shell
 /// history.
@@ -22,7 +23,7 @@ pub fn policy(app: &App, format: PolicyFormat, whose: PolicyFor) -> Result<i32> 
         PolicyFormat::Cloudformation => policy::member_role_template(&set),
     };
     let home = || policy::home_policy(&set, &app.config.aws.role_arn);
-    let out = match (whose, format) {
+    let doc = match (whose, format) {
         (PolicyFor::Member, _) => member,
         (PolicyFor::Home, PolicyFormat::Cloudformation) => bail!(
             "--format cloudformation is the member role's template; cordon's own identity is a policy document: use --format json --for home"
@@ -30,7 +31,7 @@ pub fn policy(app: &App, format: PolicyFormat, whose: PolicyFor) -> Result<i32> 
         (PolicyFor::Home, PolicyFormat::Json) => home(),
         (PolicyFor::Both, _) => json!({"member_role": member, "cordon_identity": home()}),
     };
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    out::json(&doc)?;
     Ok(0)
 }
 
@@ -58,6 +59,6 @@ pub async fn eventbridge_install(app: &App, args: &InstallArgs) -> Result<i32> {
     // cordon's own identity, from the standard AWS chain: the rule is in cordon's account.
     let cloud = AwsCloud::from_env(app.config.aws.clone()).await;
     let report = install::install(&cloud, &spec).await?;
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    out::json(&report)?;
     Ok(0)
 }

@@ -5,13 +5,23 @@ mod args;
 mod commands;
 mod deploy;
 mod embedded;
+mod out;
 mod render;
 
+use std::io::IsTerminal;
+
 use clap::Parser;
+use tracing_subscriber::field::MakeExt;
+use tracing_subscriber::fmt::format::{debug_fn, Writer};
 use tracing_subscriber::EnvFilter;
 
+use crate::app::PlaybookErrors;
 use crate::args::{Cli, Command, EventbridgeCommand, LogFormat, RunsCommand};
+use crate::out::errln;
 
+/// Logs on stderr. Text logs escape every field value with [`out::printable`] (a finding id
+/// holding a newline cannot forge a log line) and are coloured only on a terminal; JSON logs
+/// are escaped by serde.
 fn init_logs(format: LogFormat, verbose: u8) {
     let default = match verbose {
         0 => "warn",
@@ -19,11 +29,27 @@ fn init_logs(format: LogFormat, verbose: u8) {
         _ => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        // Its own complaint about a failed write would go to the same broken stderr.
+        .log_internal_errors(false);
     match format {
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => builder
+            .fmt_fields(
+                debug_fn(|w: &mut Writer<'_>, field, value| {
+                    // `%` fields print Display output unquoted; escape whatever they hold.
+                    let text = format!("{value:?}");
+                    match field.name() {
+                        "message" => write!(w, "{}", out::printable(&text)),
+                        name => write!(w, "{name}={}", out::printable(&text)),
+                    }
+                })
+                .delimited(" "),
+            )
+            .init(),
         LogFormat::Json => builder.json().init(),
     }
 }
@@ -81,16 +107,30 @@ fn main() {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: starting the runtime: {e}");
+            errln!("error: starting the runtime: {e}");
             std::process::exit(1);
         }
     };
     let code = match rt.block_on(dispatch(cli)) {
         Ok(code) => code,
+        Err(e) if e.downcast_ref::<out::StdoutClosed>().is_some() => 0,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            report(&e);
             1
         }
     };
     std::process::exit(code);
+}
+
+/// Prints a command's error on stderr, escaped: one line, or one line per playbook error.
+fn report(e: &anyhow::Error) {
+    match e.downcast_ref::<PlaybookErrors>() {
+        Some(errors) => {
+            errln!("error: {} playbook error(s):", errors.0.len());
+            for one in &errors.0 {
+                errln!("  {one}");
+            }
+        }
+        None => errln!("error: {e:#}"),
+    }
 }

@@ -1,8 +1,12 @@
-//! Human-readable output. Everything here is also available as JSON with `--json`.
+//! Human-readable output. Everything here is also available as JSON with `--json`. Every line
+//! goes through [`outln!`], which escapes control characters in finding data.
 
+use anyhow::Result;
 use cordon_engine::journal::Entry;
 use cordon_engine::run::{Run, StepState};
 use serde_json::Value;
+
+use crate::out::outln;
 
 fn s(v: &Value) -> String {
     match v {
@@ -12,28 +16,36 @@ fn s(v: &Value) -> String {
     }
 }
 
-pub fn explain(findings: &[Value]) {
+pub fn explain(findings: &[Value]) -> Result<()> {
     if findings.is_empty() {
-        println!("no findings");
+        outln!("no findings")?;
     }
     for f in findings {
-        println!("finding {} ({})", s(&f["id"]), s(&f["source"]));
-        println!("  type      {}", s(&f["type"]));
-        println!(
+        outln!("finding {} ({})", s(&f["id"]), s(&f["source"]))?;
+        outln!("  type      {}", s(&f["type"]))?;
+        outln!(
             "  severity  {} {}",
             s(&f["severity"]),
             s(&f["severity_label"])
-        );
-        println!(
+        )?;
+        outln!(
             "  account   {}  region {}",
             s(&f["account"]),
             s(&f["region"])
-        );
+        )?;
         for r in f["resources"].as_array().into_iter().flatten() {
-            println!("  resource  {} {}", s(&r["type"]), s(&r["id"]));
+            outln!("  resource  {} {}", s(&r["type"]), s(&r["id"]))?;
         }
         if let Some(u) = f.get("user_name") {
-            println!("  user      {} ({})", s(u), s(&f["user_type"]));
+            outln!("  user      {} ({})", s(u), s(&f["user_type"]))?;
+        }
+        if let Some(st) = f.get("status") {
+            outln!("  status    {}", s(st))?;
+        }
+        if f["sample"] == Value::Bool(true) {
+            outln!(
+                "  sample    yes: a sample finding GuardDuty generated; nothing starts on its own"
+            )?;
         }
         for p in f["playbooks"].as_array().into_iter().flatten() {
             let verdict = match p.get("outcome") {
@@ -46,57 +58,60 @@ pub fn explain(findings: &[Value]) {
                 }
                 None => "no match".into(),
             };
-            println!("  playbook  {:<24} {verdict}", s(&p["playbook"]));
+            outln!("  playbook  {:<24} {verdict}", s(&p["playbook"]))?;
             for c in p["conditions"].as_array().into_iter().flatten() {
                 let mark = if c["matched"] == Value::Bool(true) {
                     "ok "
                 } else {
                     "NO "
                 };
-                println!(
+                outln!(
                     "              {mark} {} {}",
                     s(&c["path"]),
                     s(&c["expected"])
-                );
+                )?;
             }
         }
     }
+    Ok(())
 }
 
-pub fn plans(plans: &[Value], findings: usize) {
-    println!(
+pub fn plans(plans: &[Value], findings: usize) -> Result<()> {
+    outln!(
         "dry run: {findings} finding(s), {} run(s) would start; nothing was changed",
         plans.len()
-    );
+    )?;
     for p in plans {
-        println!(
-            "\nplaybook {} ({}) for finding {} in {} {}",
+        outln!()?;
+        outln!(
+            "playbook {} ({}) for finding {} in {} {}",
             s(&p["playbook"]),
             s(&p["mode"]),
             s(&p["finding"]),
             s(&p["account"]),
             s(&p["region"])
-        );
+        )?;
         for st in p["steps"].as_array().into_iter().flatten() {
             let wait = if st["approve"] == Value::Bool(true) {
                 " [waits for approval]"
             } else {
                 ""
             };
-            println!("  {:<16} {}{wait}", s(&st["id"]), s(&st["action"]));
+            outln!("  {:<16} {}{wait}", s(&st["id"]), s(&st["action"]))?;
             if let Some(w) = st.get("when") {
-                println!("      when {}", s(w).trim());
+                outln!("      when {}", s(w).trim())?;
             }
             for (k, v) in st["params"].as_object().into_iter().flatten() {
-                println!("      {k}: {}", s(v));
+                outln!("      {k}: {}", s(v))?;
             }
         }
     }
+    Ok(())
 }
 
-pub fn run_report(report: &[Value], findings: usize) {
+pub fn run_report(report: &[Value], findings: usize) -> Result<()> {
     if report.is_empty() {
-        println!("{findings} finding(s); no playbook matched");
+        outln!("{findings} finding(s); no playbook matched")?;
     }
     for e in report {
         match (e.get("run"), s(&e["status"]).as_str()) {
@@ -105,30 +120,37 @@ pub fn run_report(report: &[Value], findings: usize) {
                     Ok(r) => r,
                     Err(_) => continue,
                 };
-                println!(
+                outln!(
                     "run {} ({}) for finding {}: {}",
                     run.id,
                     run.playbook,
                     s(&e["finding"]),
                     run.state.as_str()
-                );
-                steps(&run);
+                )?;
+                steps(&run)?;
                 if let Some(err) = &run.error {
-                    println!("  ! {err}");
+                    outln!("  ! {err}")?;
                 }
             }
-            (None, "duplicate") => println!(
+            (None, "duplicate") => outln!(
                 "{}: finding {} already has run {} (duplicate delivery)",
                 s(&e["playbook"]),
                 s(&e["finding"]),
                 s(&e["run_id"])
-            ),
-            (None, status) => println!("{}: no run ({status})", s(&e["playbook"])),
+            )?,
+            (None, "when_error") => outln!(
+                "{}: no run for finding {}: trigger `when` failed: {}",
+                s(&e["playbook"]),
+                s(&e["finding"]),
+                s(&e["error"])
+            )?,
+            (None, status) => outln!("{}: no run ({status})", s(&e["playbook"]))?,
         }
     }
+    Ok(())
 }
 
-fn steps(run: &Run) {
+fn steps(run: &Run) -> Result<()> {
     for st in &run.steps {
         let state = format!("{:?}", st.state).to_lowercase();
         let extra = match st.state {
@@ -146,63 +168,70 @@ fn steps(run: &Run) {
             .release
             .map(|r| format!(" [release: {r:?}]"))
             .unwrap_or_default();
-        println!(
+        outln!(
             "  {:<16} {:<26} {:<16} {extra}{release}",
-            st.id, st.action, state
-        );
+            st.id,
+            st.action,
+            state
+        )?;
     }
+    Ok(())
 }
 
-pub fn runs(runs: &[Value]) {
+pub fn runs(runs: &[Value]) -> Result<()> {
     if runs.is_empty() {
-        println!("no runs");
+        outln!("no runs")?;
     }
     for r in runs {
-        println!(
+        outln!(
             "{}  {:<22} {:<17} {:<14} {}",
             s(&r["id"]),
             s(&r["playbook"]),
             s(&r["state"]),
             s(&r["account"]),
             s(&r["finding"])
-        );
+        )?;
     }
+    Ok(())
 }
 
-pub fn run(run: &Run, timeline: &[Entry]) {
-    println!("run {}", run.id);
-    println!(
+pub fn run(run: &Run, timeline: &[Entry]) -> Result<()> {
+    outln!("run {}", run.id)?;
+    outln!(
         "  playbook  {} v{} ({})",
-        run.playbook, run.playbook_version, run.playbook_file
-    );
-    println!("  state     {}", run.state.as_str());
-    println!(
+        run.playbook,
+        run.playbook_version,
+        run.playbook_file
+    )?;
+    outln!("  state     {}", run.state.as_str())?;
+    outln!(
         "  finding   {} in {} {}",
         s(&run.finding["id"]),
         run.account,
         run.region
-    );
+    )?;
     if let Some(e) = &run.error {
-        println!("  error     {e}");
+        outln!("  error     {e}")?;
     }
-    println!("steps:");
-    steps(run);
-    println!("timeline:");
+    outln!("steps:")?;
+    steps(run)?;
+    outln!("timeline:")?;
     for e in timeline {
-        println!(
+        outln!(
             "  {} {:<17} {:<14} {}",
             cordon_engine::clock::rfc3339(e.at_ms),
             e.state,
             e.step.as_deref().unwrap_or(""),
             e.what
-        );
+        )?;
     }
+    Ok(())
 }
 
-pub fn release(run: &Run) {
-    println!("run {}: {}", run.id, run.state.as_str());
+pub fn release(run: &Run) -> Result<()> {
+    outln!("run {}: {}", run.id, run.state.as_str())?;
     for st in run.steps.iter().rev().filter(|s| s.release.is_some()) {
-        println!(
+        outln!(
             "  {:<16} {:<26} {:?} {}",
             st.id,
             st.action,
@@ -212,16 +241,18 @@ pub fn release(run: &Run) {
                 .as_ref()
                 .map(|d| d.to_string())
                 .unwrap_or_default()
-        );
+        )?;
     }
     if let Some(e) = &run.error {
-        println!("  ! {e}");
+        outln!("  ! {e}")?;
     }
+    Ok(())
 }
 
-pub fn actions(list: &[Value]) {
+pub fn actions(list: &[Value]) -> Result<()> {
     for a in list {
-        println!("{}\n  {}", s(&a["id"]), s(&a["description"]));
+        outln!("{}", s(&a["id"]))?;
+        outln!("  {}", s(&a["description"]))?;
         let iam: Vec<String> = a["iam_actions"]
             .as_array()
             .into_iter()
@@ -229,15 +260,32 @@ pub fn actions(list: &[Value]) {
             .map(s)
             .collect();
         if !iam.is_empty() {
-            println!("  IAM: {}", iam.join(", "));
+            outln!("  IAM: {}", iam.join(", "))?;
         }
-        println!(
+        outln!(
             "  idempotent: {}   undo: {}",
             a["idempotent"],
             s(&a["undo"])
-        );
+        )?;
         for line in s(&a["example"]).lines() {
-            println!("    {line}");
+            outln!("    {line}")?;
         }
     }
+    Ok(())
+}
+
+/// A run `cordon resume` acted on: what it did, the state now, and the steps.
+pub fn resumed(run: &Run, what: &str) -> Result<()> {
+    outln!(
+        "run {} ({}) for finding {}: {what}; run is {}",
+        run.id,
+        run.playbook,
+        s(&run.finding["id"]),
+        run.state.as_str()
+    )?;
+    steps(run)?;
+    if let Some(e) = &run.error {
+        outln!("  ! {e}")?;
+    }
+    Ok(())
 }

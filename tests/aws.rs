@@ -1090,3 +1090,5 @@ async fn member_accounts_are_reached_through_the_configured_role_with_the_run_as
     assert_eq!(cordon.len(), 3, "{cordon:?}");
     o.check_call_coverage(&["iam.revoke_role_sessions", "notify.chat"]);
 }
+#[path = "aws/containment.rs"]
+mod containment;

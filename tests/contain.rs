@@ -460,7 +460,8 @@ fn acting_needs_an_explicit_cloud() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--cloud sim"));
     // A journal used with one cloud refuses the other.
     c.ok(&["run", "--cloud", "sim"], 0);
-    let aws = c.run(&["run", "--cloud", "aws"]);
+    let event = fixture("aws.guardduty__UnauthorizedAccess_EC2_MaliciousIPCaller.Custom__1.json");
+    let aws = c.run(&["run", "--cloud", "aws", "--event", event.to_str().unwrap()]);
     assert_eq!(aws.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&aws.stderr).contains("holds runs acting on --cloud sim"),
@@ -482,9 +483,10 @@ fn config_file_sets_journal_and_action_settings() {
         c.path().join("state/journal").is_dir(),
         "the configured journal is used"
     );
-    let world: Value =
-        serde_json::from_slice(&std::fs::read(c.path().join("state/sim-world.json")).unwrap())
-            .unwrap();
+    let world: Value = serde_json::from_slice(
+        &std::fs::read(c.path().join("state/journal/sim-world.json")).unwrap(),
+    )
+    .unwrap();
     let r = region(&world, DEMO_ACCOUNT, "us-east-1");
     let (iso, _) = group_named(r, "ir-quarantine");
     for groups in r["instances"][DEMO_INSTANCE]["interfaces"]

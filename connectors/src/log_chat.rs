@@ -2,7 +2,7 @@
 //! a playbook's notifications are seen rather than lost. The Slack connector replaces it.
 
 use async_trait::async_trait;
-use cordon_engine::cloud::{Chat, CloudResult};
+use cordon_engine::cloud::{Chat, CloudResult, Delivery};
 
 /// Chat messages written to the log.
 #[derive(Debug, Default)]
@@ -10,12 +10,25 @@ pub struct LogChat;
 
 #[async_trait]
 impl Chat for LogChat {
-    async fn post(&self, channel: Option<&str>, text: &str) -> CloudResult<()> {
+    async fn post(&self, channel: Option<&str>, text: &str) -> CloudResult<Delivery> {
         tracing::warn!(
             channel = channel.unwrap_or("(default)"),
             text,
             "No chat configured; message logged instead"
         );
-        Ok(())
+        Ok(Delivery::Logged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_logged_message_says_logged_not_posted() {
+        assert_eq!(
+            LogChat.post(None, "isolated i-0abc").await.unwrap(),
+            Delivery::Logged
+        );
     }
 }

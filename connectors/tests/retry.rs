@@ -1,6 +1,8 @@
 //! How the AWS connector treats failures, against a small HTTP server on 127.0.0.1 that answers
-//! like STS and IAM: 5xx and throttling are retried (bounded, with backoff), AccessDenied is not
-//! and keeps AWS's message, and each failure reaches the runner with the right kind.
+//! like STS and IAM and counts requests: every call is sent once, whatever retry the SDK
+//! configuration asks for (the runner's policy is the only one, so a non-idempotent call is
+//! never re-sent on a 5xx), AccessDenied keeps AWS's message, and each failure reaches the
+//! runner with the right kind.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -84,8 +86,8 @@ async fn cloud(fake: &FakeAws) -> AwsCloud {
         .endpoint_url(&fake.endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(Credentials::new("AKIATEST", "secret", None, None, "test"))
-        // The SDK's standard retry (3 attempts, exponential backoff with jitter), with a short
-        // first backoff so the test is quick.
+        // The SDK's standard retry (3 attempts), as a user's environment may ask for: the
+        // connector must not let it stack with the runner's.
         .retry_config(RetryConfig::standard().with_initial_backoff(Duration::from_millis(10)))
         .load()
         .await;
@@ -109,32 +111,54 @@ fn get_roles(fake: &FakeAws) -> usize {
         .count()
 }
 
+fn count(fake: &FakeAws, action: &str) -> usize {
+    fake.actions
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|a| *a == action)
+        .count()
+}
+
 #[tokio::test]
-async fn server_errors_are_retried_until_the_call_succeeds() {
+async fn a_server_error_is_sent_once_and_reaches_the_runner_as_retryable() {
     let fake = start(vec![
         (500, error("InternalFailure", "boom")),
-        (503, error("ServiceUnavailable", "busy")),
         (200, GET_ROLE.into()),
     ]);
-    let role = cloud(&fake).await.get_role(&target(), "app").await.unwrap();
-    assert_eq!(
-        role.map(|r| r.arn),
-        Some("arn:aws:iam::111122223333:role/app".to_string())
+    let err = cloud(&fake)
+        .await
+        .get_role(&target(), "app")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Retryable);
+    assert_eq!(get_roles(&fake), 1, "the runner decides whether to retry");
+    assert_eq!(count(&fake, "AssumeRole"), 1);
+}
+
+#[tokio::test]
+async fn create_access_key_is_never_sent_twice_on_a_500() {
+    let fake = start(vec![(500, error("InternalFailure", "boom"))]);
+    let err = cloud(&fake)
+        .await
+        .create_access_key(&target(), "alice")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Retryable);
+    assert!(
+        err.message.contains("iam:CreateAccessKey in 111122223333"),
+        "{}",
+        err.message
     );
-    assert_eq!(get_roles(&fake), 3);
     assert_eq!(
-        fake.actions
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|a| *a == "AssumeRole")
-            .count(),
-        1
+        count(&fake, "CreateAccessKey"),
+        1,
+        "a key may have been made: never re-sent"
     );
 }
 
 #[tokio::test]
-async fn throttling_is_retried_a_bounded_number_of_times_then_reported_as_throttled() {
+async fn throttling_is_sent_once_and_reported_as_throttled() {
     let fake = start(vec![(400, error("Throttling", "Rate exceeded"))]);
     let err = cloud(&fake)
         .await
@@ -142,13 +166,40 @@ async fn throttling_is_retried_a_bounded_number_of_times_then_reported_as_thrott
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Throttled);
-    assert_eq!(get_roles(&fake), 3, "the SDK's three attempts, no more");
+    assert_eq!(get_roles(&fake), 1);
     assert!(
         err.message.contains("iam:GetRole in 111122223333")
             && err.message.contains("Rate exceeded"),
         "{}",
         err.message
     );
+}
+
+#[tokio::test]
+async fn invalid_credentials_are_denied_at_once() {
+    let fake = start_with(
+        vec![(200, GET_ROLE.into())],
+        (
+            403,
+            error(
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided.",
+            ),
+        ),
+    );
+    let err = cloud(&fake)
+        .await
+        .get_role(&target(), "app")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Denied, "{}", err.message);
+    assert_eq!(count(&fake, "AssumeRole"), 1);
+    assert!(
+        err.message.contains("SignatureDoesNotMatch"),
+        "{}",
+        err.message
+    );
+    assert!(!err.message.contains('\n'));
 }
 
 #[tokio::test]

@@ -16,14 +16,17 @@
 //!
 //! Criterion reports the three times; it does not compute ratios, so after its groups this
 //! binary measures the three variants again, interleaved round by round (so a noisy neighbour
-//! slows all three alike), and prints the medians and the ratios. The ratio pass runs only in
-//! bench mode (`cargo bench`), not when `cargo test --benches` smoke-runs the target.
+//! slows all three alike), and prints the medians and the medians of the per-round ratios, with
+//! a breakdown. The ratio pass runs only in bench mode (`cargo bench`), not when
+//! `cargo test --benches` smoke-runs the target.
 //!
 //! Run: `cargo bench -p cordon-engine --bench ingest -- --warm-up-time 1 --measurement-time 3`
 
+mod support;
+
 use std::fmt::Write as _;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cordon_engine::event::{self, FindingEvent};
 use cordon_engine::pattern::PatternSet;
@@ -31,6 +34,7 @@ use cordon_engine::playbook::{MatchOutcome, PlaybookSet};
 use cordon_engine::script::{Context, Sandbox};
 use criterion::Criterion;
 use serde_json::{json, Value};
+use support::Lcg;
 
 const EVENT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -178,40 +182,6 @@ const REGIONS: &[&str] = &[
     "eu-central-1",
     "ap-southeast-2",
 ];
-
-/// A tiny deterministic generator (no `rand` dependency; the set must be the same every run).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-
-    /// 1 to `max` distinct items.
-    fn some<'a, T: PartialEq>(&mut self, items: &'a [T], max: usize) -> Vec<&'a T> {
-        let want = 1 + self.below(max);
-        let mut out: Vec<&T> = Vec::new();
-        while out.len() < want.min(items.len()) {
-            let x = self.pick(items);
-            if !out.contains(&x) {
-                out.push(x);
-            }
-        }
-        out
-    }
-}
 
 /// A YAML flow list of quoted strings: `["a", "b"]`.
 fn list<S: AsRef<str>>(items: &[S]) -> String {
@@ -490,6 +460,7 @@ fn outcome(o: &MatchOutcome) -> &'static str {
         MatchOutcome::ManualOnly => "manual only",
         MatchOutcome::WhenFalse => "when false",
         MatchOutcome::WhenError(_) => "when error",
+        MatchOutcome::Sample(_) => "sample",
     }
 }
 
@@ -507,36 +478,6 @@ fn criterion_groups(c: &mut Criterion, fx: &Fixture) {
     g.finish();
 }
 
-/// Nanoseconds per call of `f`, over a batch of `n` calls.
-fn per_call(n: u32, mut f: impl FnMut()) -> f64 {
-    let start = Instant::now();
-    for _ in 0..n {
-        f();
-    }
-    start.elapsed().as_nanos() as f64 / f64::from(n)
-}
-
-/// How many calls of `f` take about `target`.
-fn calibrate(target: Duration, mut f: impl FnMut()) -> u32 {
-    let mut n = 1u32;
-    loop {
-        let start = Instant::now();
-        for _ in 0..n {
-            f();
-        }
-        if start.elapsed() >= target / 4 || n >= 1 << 24 {
-            let per = start.elapsed().as_secs_f64() / f64::from(n);
-            return ((target.as_secs_f64() / per) as u32).max(1);
-        }
-        n *= 2;
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// The parts of the 1,000-playbook ingest, measured separately through the public API, so the
 /// report can say where the time goes.
 struct Parts {
@@ -545,6 +486,8 @@ struct Parts {
     patterns: PatternSet,
     /// The shipped playbook's `trigger.when`.
     when: cordon_engine::script::Script,
+    /// The whole event and finding as a script context, as the runner's steps see them.
+    full_context: Context,
 }
 
 impl Parts {
@@ -555,113 +498,61 @@ impl Parts {
                 patterns.add(i, json).expect("pattern compiles");
             }
         }
-        let when = compile_when(&fx.sandbox);
+        let finding = fx.findings().remove(0);
+        let full_context = Context::new(
+            &finding.event,
+            &serde_json::to_value(&finding.finding).expect("finding to JSON"),
+            &json!({}),
+            &json!({}),
+            &json!({}),
+        );
         Parts {
-            finding: fx.findings().remove(0),
+            finding,
             patterns,
-            when,
+            when: fx
+                .sandbox
+                .compile(r#"finding.resources.some(|r| r.type == "Instance")"#)
+                .expect("when compiles"),
+            full_context,
         }
     }
-
-    /// What `evaluate` builds for `when` scripts: the finding as JSON, then everything as Rhai
-    /// values (done once per finding, whether or not a `when` runs).
-    fn context(&self) -> Context {
-        let finding = serde_json::to_value(&self.finding.finding).expect("finding to JSON");
-        Context::new(
-            &self.finding.event,
-            &finding,
-            &json!({}),
-            &json!({}),
-            &json!({}),
-        )
-    }
 }
 
-fn compile_when(sandbox: &Sandbox) -> cordon_engine::script::Script {
-    sandbox
-        .compile(r#"finding.resources.some(|r| r.type == "Instance")"#)
-        .expect("when compiles")
-}
-
-/// One measured variant: a name and the closure.
-type Variant<'a> = (&'static str, Box<dyn FnMut() + 'a>);
-
-/// Medians of interleaved batches, the ratios against the targets, and the breakdown.
+/// Interleaved medians, the ratios against the targets, and the breakdown.
 fn ratios(fx: &Fixture) {
     const ROUNDS: usize = 41;
     let batch = Duration::from_millis(10);
     let parts = Parts::new(fx);
-    let ctx = parts.context();
-    let mut variants: Vec<Variant> = vec![
-        (
-            "parse_json_baseline",
-            Box::new(|| {
-                black_box(baseline(black_box(&fx.bytes)));
-            }),
-        ),
-        (
-            "normalize_match_1_playbook",
-            Box::new(|| {
-                black_box(ingest(black_box(&fx.bytes), &fx.one, &fx.sandbox));
-            }),
-        ),
-        (
-            "normalize_match_1000_playbooks",
-            Box::new(|| {
-                black_box(ingest(black_box(&fx.bytes), &fx.thousand, &fx.sandbox));
-            }),
-        ),
-        (
-            "part: event::parse (JSON + normalize)",
-            Box::new(|| {
-                black_box(event::parse(black_box(&fx.bytes)).expect("parses"));
-            }),
-        ),
-        (
-            "part: 1000 patterns matched",
-            Box::new(|| {
-                black_box(parts.patterns.matches(black_box(&parts.finding.event)));
-            }),
-        ),
-        (
-            "part: trigger context built",
-            Box::new(|| {
-                black_box(parts.context());
-            }),
-        ),
-        (
-            "part: one `when` evaluated",
-            Box::new(|| {
-                black_box(fx.sandbox.eval_bool(&parts.when, &ctx).expect("when runs"));
-            }),
-        ),
+    let mut variants = vec![
+        support::variant("parse_json_baseline", || baseline(black_box(&fx.bytes))),
+        support::variant("normalize_match_1_playbook", || {
+            ingest(black_box(&fx.bytes), &fx.one, &fx.sandbox)
+        }),
+        support::variant("normalize_match_1000_playbooks", || {
+            ingest(black_box(&fx.bytes), &fx.thousand, &fx.sandbox)
+        }),
+        support::variant("part: event::parse (JSON + normalize)", || {
+            event::parse(black_box(&fx.bytes)).expect("parses")
+        }),
+        support::variant("part: evaluate (1000: match, context, whens)", || {
+            fx.thousand.evaluate(black_box(&parts.finding), &fx.sandbox)
+        }),
+        support::variant("part: 1000 patterns matched", || {
+            parts.patterns.matches(black_box(&parts.finding.event))
+        }),
+        support::variant("part: one `when`, whole event+finding context", || {
+            fx.sandbox
+                .eval_bool(&parts.when, &parts.full_context)
+                .expect("when runs")
+        }),
     ];
-    let counts: Vec<u32> = variants
-        .iter_mut()
-        .map(|(_, f)| calibrate(batch, f))
-        .collect();
-    let mut times: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
-    for _ in 0..ROUNDS {
-        for ((_, f), (n, t)) in variants.iter_mut().zip(counts.iter().zip(times.iter_mut())) {
-            t.push(per_call(*n, f));
-        }
-    }
-    let medians: Vec<f64> = times.into_iter().map(median).collect();
-    println!("ingest ratios (medians of {ROUNDS} interleaved {batch:?} batches):");
-    for ((name, _), m) in variants.iter().zip(&medians) {
-        println!("  {name:<40} {:>9.2} us", m / 1e3);
-    }
-    let (p, o, k) = (medians[0], medians[1], medians[2]);
-    println!(
-        "  1000 playbooks / JSON parse = {:.2}x (target <= 3x) {}",
-        k / p,
-        verdict(k / p <= 3.0)
+    let r = support::Rounds::measure(&mut variants, ROUNDS, batch);
+    r.print(
+        &format!("ingest ratios (medians of {ROUNDS} interleaved {batch:?} batches; ratios are medians of per-round ratios)"),
+        &variants,
     );
-    println!(
-        "  1000 playbooks / 1 playbook = {:.2}x (target <= 1.5x) {}",
-        k / o,
-        verdict(k / o <= 1.5)
-    );
+    r.print_ratio("1000 playbooks / JSON parse", 2, 0, 3.0);
+    r.print_ratio("1000 playbooks / 1 playbook", 2, 1, 1.5);
     let whens = |set: &PlaybookSet| -> usize {
         fx.findings()
             .iter()
@@ -676,14 +567,6 @@ fn ratios(fx: &Fixture) {
     );
 }
 
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "MET"
-    } else {
-        "MISSED"
-    }
-}
-
 fn main() {
     let fx = Fixture::new();
     describe(&fx);
@@ -691,9 +574,7 @@ fn main() {
     criterion_groups(&mut c, &fx);
     c.final_summary();
     // `cargo bench` passes `--bench`; `cargo test --benches` does not and wants a quick smoke run.
-    // Under `--profile-time` (for a profiler) only the criterion loop runs.
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--profile-time") {
+    if support::full_run() {
         ratios(&fx);
     }
 }

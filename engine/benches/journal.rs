@@ -203,10 +203,12 @@ impl Fixture {
     fn run_finding(&self, fe: &FindingEvent) -> String {
         let submitted = self
             .rt
-            .block_on(
-                self.runner
-                    .create_run(&self.playbook, fe, Trigger::Event, Admission::Deliver),
-            )
+            .block_on(self.runner.create_run(
+                &self.playbook,
+                fe,
+                Trigger::Event,
+                Admission::Deliver,
+            ))
             .expect("create_run");
         assert_eq!(submitted.status, "created");
         let id = submitted.run_id.expect("run id");

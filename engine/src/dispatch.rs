@@ -173,7 +173,12 @@ impl Dispatcher {
     pub async fn start(&self) -> Result<Resumed, DispatchError> {
         let runner = &self.inner.runner;
         let mut resumed = Resumed::default();
-        for id in runner.journal().open_ids().await.map_err(RunnerError::from)? {
+        for id in runner
+            .journal()
+            .open_ids()
+            .await
+            .map_err(RunnerError::from)?
+        {
             if let Some(e) = runner.expire(&id).await? {
                 resumed.expired.push(e);
             }
@@ -343,7 +348,8 @@ impl Inner {
         }
         let inner = self.clone();
         let id = id.to_string();
-        self.tasks.spawn(async move { inner.drive_task(id, account).await });
+        self.tasks
+            .spawn(async move { inner.drive_task(id, account).await });
     }
 
     async fn drive_task(self: Arc<Self>, id: String, account: Option<String>) {

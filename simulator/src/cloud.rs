@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cordon_engine::cloud::{
-    AccessKeyInfo, Chat, CloudError, CloudResult, Ec2, ErrorKind, Events, Iam, InstanceInfo,
-    InterfaceInfo, InterfaceRef, KeyStatus, NewAccessKey, OrgInfo, Organizations, PolicyInfo,
-    RoleInfo, SecurityGroupInfo, Ssm, Target, UserInfo,
+    AccessKeyInfo, Chat, CloudError, CloudResult, Delivery, Ec2, ErrorKind, Events, Iam,
+    InstanceInfo, InterfaceInfo, InterfaceRef, KeyStatus, NewAccessKey, OrgInfo, Organizations,
+    PolicyInfo, RoleInfo, SecurityGroupInfo, Ssm, Target, UserInfo,
 };
 use cordon_engine::secret::Secret;
 use cordon_engine::Finding;
@@ -55,6 +55,11 @@ impl SimCloud {
             Err(e) => return Err(err(e.to_string())),
         };
         Ok(SimCloud::with(world, Some(path.to_path_buf())))
+    }
+
+    /// A world in memory only, starting from `world`.
+    pub fn from_world(world: World) -> SimCloud {
+        SimCloud::with(world, None)
     }
 
     fn with(world: World, path: Option<PathBuf>) -> SimCloud {
@@ -122,13 +127,17 @@ impl SimCloud {
     }
 
     /// A read: applies injected faults.
-    fn read<R>(&self, api: &str, f: impl FnOnce(&World) -> CloudResult<R>) -> CloudResult<R> {
+    pub(crate) fn read<R>(
+        &self,
+        api: &str,
+        f: impl FnOnce(&World) -> CloudResult<R>,
+    ) -> CloudResult<R> {
         self.fault(api)?;
         f(&self.lock())
     }
 
     /// A mutating call: fault, delay, change, log, persist.
-    async fn write<R>(
+    pub(crate) async fn write<R>(
         &self,
         api: &str,
         account: &str,
@@ -147,7 +156,7 @@ impl SimCloud {
     }
 }
 
-fn account<'w>(w: &'w World, t: &Target) -> CloudResult<&'w Account> {
+pub(crate) fn account<'w>(w: &'w World, t: &Target) -> CloudResult<&'w Account> {
     w.accounts.get(&t.account).ok_or_else(|| {
         CloudError::new(
             ErrorKind::Denied,
@@ -159,18 +168,18 @@ fn account<'w>(w: &'w World, t: &Target) -> CloudResult<&'w Account> {
     })
 }
 
-fn region<'w>(w: &'w World, t: &Target) -> Option<&'w Region> {
+pub(crate) fn region<'w>(w: &'w World, t: &Target) -> Option<&'w Region> {
     w.accounts.get(&t.account)?.regions.get(&t.region)
 }
 
-fn region_mut<'w>(w: &'w mut World, t: &Target) -> &'w mut Region {
+pub(crate) fn region_mut<'w>(w: &'w mut World, t: &Target) -> &'w mut Region {
     w.account(&t.account)
         .regions
         .entry(t.region.clone())
         .or_default()
 }
 
-fn missing(what: &str, t: &Target) -> CloudError {
+pub(crate) fn missing(what: &str, t: &Target) -> CloudError {
     CloudError::not_found(format!(
         "{what} not found in account {} {}",
         t.account, t.region
@@ -771,10 +780,10 @@ impl Events for SimCloud {
 
 #[async_trait]
 impl Chat for SimCloud {
-    async fn post(&self, channel: Option<&str>, text: &str) -> CloudResult<()> {
+    async fn post(&self, channel: Option<&str>, text: &str) -> CloudResult<Delivery> {
         self.write("chat:post", channel.unwrap_or("default"), |w| {
             w.chat.push(text.to_string());
-            Ok(())
+            Ok(Delivery::Posted)
         })
         .await
     }

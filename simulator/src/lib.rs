@@ -3,8 +3,10 @@
 //!
 //! - `world`: the state (accounts, IAM, EC2, SSM, SCPs) and a log of every mutating call.
 //! - `cloud`: [`SimCloud`], the traits over a world, persisted beside the journal for `--cloud sim`.
+//! - `scaling`: Auto Scaling groups and load balancer target groups of a [`SimCloud`].
 
 mod cloud;
+mod scaling;
 pub mod world;
 
 pub use cloud::{SimCloud, WorldFileError};

@@ -99,6 +99,40 @@ pub struct Region {
     pub parameters: BTreeMap<String, u64>,
     /// SSM commands by id: (document, instances).
     pub commands: BTreeMap<String, (String, Vec<String>)>,
+    /// EC2 Auto Scaling groups by name.
+    #[serde(default)]
+    pub scaling_groups: BTreeMap<String, ScalingGroup>,
+    /// Elastic Load Balancing (v2) target groups by ARN.
+    #[serde(default)]
+    pub target_groups: BTreeMap<String, TargetGroup>,
+}
+
+/// An Auto Scaling group. Like AWS, it keeps as many in-service instances as its desired
+/// capacity: a detach or a move to standby without decrementing launches a replacement.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScalingGroup {
+    /// Minimum size.
+    pub min_size: i32,
+    /// Maximum size.
+    pub max_size: i32,
+    /// Desired capacity.
+    pub desired_capacity: i32,
+    /// Member instances: id -> lifecycle state (`InService`, `Standby`).
+    pub instances: BTreeMap<String, String>,
+    /// ARNs of the target groups the group registers its in-service instances in.
+    #[serde(default)]
+    pub target_groups: Vec<String>,
+}
+
+/// An instance-type target group.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TargetGroup {
+    /// Its VPC.
+    pub vpc_id: String,
+    /// Its port (the port of a target registered without one).
+    pub port: i32,
+    /// Registered targets: (instance id, port).
+    pub targets: Vec<(String, i32)>,
 }
 
 /// An instance.
@@ -189,6 +223,13 @@ impl World {
                 _ => {}
             }
         }
+    }
+
+    /// Seeds an instance with a generated id in `vpc` (an Auto Scaling group's launch).
+    pub fn launch_instance(&mut self, account: &str, region: &str, vpc: &str) -> String {
+        let id = self.id("i-");
+        self.seed_instance(account, region, &id, Some(&vpc.to_string()));
+        id
     }
 
     fn seed_instance(&mut self, account: &str, region: &str, id: &str, vpc: Option<&String>) {

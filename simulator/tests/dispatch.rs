@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use cordon_engine::clock::{Clock, VirtualClock};
-use cordon_engine::cloud::{Chat, Cloud, CloudResult};
+use cordon_engine::cloud::{Chat, Cloud, CloudResult, Delivery};
 use cordon_engine::config::Settings;
 use cordon_engine::dispatch::{DispatchError, Dispatcher, Limits};
 use cordon_engine::event::{self, FindingEvent};
@@ -42,8 +42,12 @@ struct ChatState {
 
 #[async_trait]
 impl Chat for SlowChat {
-    async fn post(&self, _channel: Option<&str>, text: &str) -> CloudResult<()> {
-        let account = text.split_whitespace().next().unwrap_or_default().to_string();
+    async fn post(&self, _channel: Option<&str>, text: &str) -> CloudResult<Delivery> {
+        let account = text
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
         {
             let mut s = self.state.lock().unwrap();
             let n = s.in_flight.entry(account.clone()).or_default();
@@ -59,7 +63,7 @@ impl Chat for SlowChat {
         *s.in_flight.get_mut(&account).unwrap() -= 1;
         s.total -= 1;
         s.posted.push(text.to_string());
-        Ok(())
+        Ok(Delivery::Posted)
     }
 }
 
@@ -90,8 +94,7 @@ fn fixture_with(playbook: &str, limits: Limits, journal: Arc<MemoryJournal>) -> 
         delay: Duration::from_secs(10),
         ..SlowChat::default()
     });
-    let mut cloud = Cloud::from_one(sim);
-    cloud.chat = chat.clone();
+    let cloud = Cloud::with_chat(sim, chat.clone());
     let clock = Arc::new(VirtualClock::starting_at(START_MS));
     let runner = Runner::new(
         journal.clone(),
@@ -170,7 +173,8 @@ async fn a_run_asked_to_be_driven_twice_runs_each_step_once() {
     assert_eq!(f.chat.state.lock().unwrap().posted.len(), 1);
 }
 
-const APPROVAL: &str = "  - id: ask\n    action: approval\n    with: {timeout: 2h, default: approve}\n";
+const APPROVAL: &str =
+    "  - id: ask\n    action: approval\n    with: {timeout: 2h, default: approve}\n";
 
 #[tokio::test(start_paused = true)]
 async fn an_approval_timeout_fires_from_the_clock_and_the_run_goes_on() {
@@ -244,7 +248,11 @@ async fn a_new_dispatcher_resumes_what_a_stopped_one_left() {
     assert!(f.dispatcher.shutdown(Duration::from_secs(60)).await);
     let run = journal.get(&id).await.unwrap().unwrap();
     assert_eq!(run.state, RunState::Running, "stopped between steps");
-    assert_eq!(run.steps[0].state, StepState::Succeeded, "the step under way finished");
+    assert_eq!(
+        run.steps[0].state,
+        StepState::Succeeded,
+        "the step under way finished"
+    );
     assert_eq!(run.steps[1].state, StepState::Pending);
     let refused = f
         .dispatcher
@@ -256,7 +264,10 @@ async fn a_new_dispatcher_resumes_what_a_stopped_one_left() {
     let resumed = g.dispatcher.start().await.unwrap();
     assert_eq!(resumed.driven, vec![id.clone()]);
     assert_eq!(g.dispatcher.wait(&id).await.unwrap(), RunState::Succeeded);
-    assert_eq!(g.chat.state.lock().unwrap().posted, vec!["111111111111 second"]);
+    assert_eq!(
+        g.chat.state.lock().unwrap().posted,
+        vec!["111111111111 second"]
+    );
 }
 
 #[tokio::test(start_paused = true)]

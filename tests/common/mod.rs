@@ -1,5 +1,5 @@
 //! Shared set-up for the end-to-end tests: a scratch directory per test, the real `cordon`
-//! binary, and readers for the simulated world it leaves beside the journal.
+//! binary, and readers for the simulated world it keeps in the journal directory.
 #![allow(dead_code)]
 
 pub mod moto;
@@ -87,7 +87,7 @@ impl Cordon {
     }
 
     pub fn world_path(&self) -> PathBuf {
-        self.path().join(".cordon/sim-world.json")
+        self.path().join(".cordon/journal/sim-world.json")
     }
 
     /// The simulated world as the last command left it.
@@ -98,7 +98,7 @@ impl Cordon {
 
     /// Replaces the simulated world (set-up before a run).
     pub fn set_world(&self, w: &Value) {
-        std::fs::create_dir_all(self.path().join(".cordon")).unwrap();
+        std::fs::create_dir_all(self.path().join(".cordon/journal")).unwrap();
         std::fs::write(self.world_path(), serde_json::to_vec_pretty(w).unwrap()).unwrap();
     }
 

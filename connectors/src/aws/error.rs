@@ -1,5 +1,6 @@
 //! AWS errors, classified into the engine's kinds: the runner's retry policy reads only the kind.
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use cordon_engine::cloud::{missing_as_none, CloudError, ErrorKind};
@@ -24,6 +25,10 @@ const DENIED: &[&str] = &[
     "UnauthorizedOperation",
     "AuthFailure",
     "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "InvalidAccessKeyId",
+    "MissingAuthenticationToken",
+    "IncompleteSignature",
     "UnrecognizedClientException",
     "ExpiredToken",
     "ExpiredTokenException",
@@ -67,6 +72,35 @@ pub(crate) fn none_if_missing<T>(e: CloudError) -> Result<Option<T>, CloudError>
     missing_as_none(Err(e))
 }
 
+/// What is wrong with cordon's own credentials, in one line, when that is why a call failed (the
+/// SDK reports it as a dispatch failure, which would otherwise read as transient).
+fn credentials_problem(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(ce) = c.downcast_ref::<CredentialsError>() {
+            return Some(match ce {
+                CredentialsError::CredentialsNotLoaded(_) => "no AWS credentials found (the standard chain looked in the environment, the shared config and credentials files, web identity, and the ECS and EC2 metadata services): set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".to_string(),
+                CredentialsError::ProviderTimedOut(_) => "AWS credentials: the credentials provider timed out".to_string(),
+                other => format!("AWS credentials could not be loaded: {}", one_line(other)),
+            });
+        }
+        cause = c.source();
+    }
+    None
+}
+
+/// An error and its causes on one line.
+fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out.replace(['\n', '\r'], " ")
+}
+
 /// Turns an SDK error into a [`CloudError`] naming the API and where it was called. AWS's own
 /// message is kept: for AccessDenied it names the missing permission.
 pub(crate) fn classify<E>(api: &str, place: &str, e: SdkError<E, HttpResponse>) -> CloudError
@@ -84,6 +118,11 @@ where
             );
             (kind_of(code, status), detail)
         }
+        // Credentials that cannot be loaded fail before any request: no retry helps.
+        _ if credentials_problem(&e).is_some() => (
+            ErrorKind::Denied,
+            credentials_problem(&e).unwrap_or_default(),
+        ),
         SdkError::TimeoutError(_) => (ErrorKind::Retryable, "timed out".to_string()),
         SdkError::DispatchFailure(d) => (
             ErrorKind::Retryable,

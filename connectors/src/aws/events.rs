@@ -18,7 +18,7 @@ impl Events for AwsCloud {
         detail: &Value,
     ) -> CloudResult<()> {
         self.meter.call("self", "events:PutEvents").await;
-        let c = aws_sdk_eventbridge::Client::new(&self.base);
+        let c = aws_sdk_eventbridge::Client::new(&self.calls);
         let entry = PutEventsRequestEntry::builder()
             .event_bus_name(bus)
             .source(source)

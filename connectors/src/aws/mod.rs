@@ -9,8 +9,17 @@
 //! - `session`: AssumeRole per account and run, cached.
 //! - `error`: SDK errors into the engine's error kinds.
 //! - `meter`: per-account, per-service rate limit and call accounting.
-//! - `org`, `iam`, `ec2`, `ssm`, `events`: one trait implementation each.
+//! - `org`, `iam`, `ec2`, `ssm`, `events`: one trait implementation each; `scaling`: Auto
+//!   Scaling and Elastic Load Balancing (v2).
 //! - `install`: `cordon eventbridge install`, the EventBridge delivery to `cordon serve`.
+//!
+//! Retries: every call an action makes is sent once, with the SDK's own retry turned off, and
+//! its failure goes to the runner as a kind. The runner retries throttling always and other
+//! transient errors only for idempotent actions (README, "Errors"); with the SDK retrying
+//! underneath, a 5xx on a non-idempotent call (CreateAccessKey, SendCommand, CreateSnapshot),
+//! which may have taken effect, would be sent again behind the runner's back, and attempts and
+//! waits would multiply (3 SDK attempts for each of the runner's). One policy, the runner's.
+//! `cordon eventbridge install` runs outside the runner and keeps the SDK's retry ([`AwsCloud::base`]).
 
 mod ec2;
 mod error;
@@ -19,6 +28,7 @@ mod iam;
 pub mod install;
 mod meter;
 mod org;
+mod scaling;
 mod session;
 mod settings;
 mod ssm;
@@ -26,6 +36,7 @@ mod ssm;
 use std::sync::Arc;
 
 use aws_credential_types::Credentials;
+use aws_smithy_types::retry::RetryConfig;
 use aws_types::region::Region;
 use aws_types::SdkConfig;
 use cordon_engine::cloud::{CloudResult, Target};
@@ -37,7 +48,10 @@ use session::Sessions;
 
 /// AWS, reached with cordon's own identity and, in member accounts, the response role.
 pub struct AwsCloud {
+    /// As loaded, SDK retry included: for calls made outside the runner.
     base: SdkConfig,
+    /// `base` with the SDK's retry off: every call made for an action.
+    calls: SdkConfig,
     sessions: Sessions,
     meter: Arc<Meter>,
 }
@@ -54,9 +68,14 @@ impl AwsCloud {
     /// Over an already loaded configuration.
     pub fn new(base: SdkConfig, settings: AwsSettings) -> AwsCloud {
         let meter = Arc::new(Meter::new(settings.calls_per_second, settings.burst));
-        let sessions = Sessions::new(&base, settings, meter.clone());
+        let calls = base
+            .to_builder()
+            .retry_config(RetryConfig::disabled())
+            .build();
+        let sessions = Sessions::new(&calls, settings, meter.clone());
         AwsCloud {
             base,
+            calls,
             sessions,
             meter,
         }
@@ -67,7 +86,8 @@ impl AwsCloud {
         &self.meter
     }
 
-    /// The shared configuration with cordon's own identity.
+    /// The shared configuration with cordon's own identity, as loaded (with the SDK's retry):
+    /// for calls made outside the runner, such as `cordon eventbridge install`.
     pub fn base(&self) -> &SdkConfig {
         &self.base
     }
@@ -84,11 +104,11 @@ impl AwsCloud {
         Ok(new(&conf))
     }
 
-    /// The one place clients are configured: the base configuration (endpoints, retries,
-    /// timeouts) with the target's region and the assumed role's credentials.
+    /// The one place clients are configured: the base configuration (endpoints, timeouts; no
+    /// SDK retry) with the target's region and the assumed role's credentials.
     async fn config_for(&self, t: &Target) -> CloudResult<SdkConfig> {
         let creds = self.sessions.credentials(&t.account, &t.run_id).await?;
-        Ok(with_credentials(&self.base, creds, Some(&t.region)))
+        Ok(with_credentials(&self.calls, creds, Some(&t.region)))
     }
 }
 

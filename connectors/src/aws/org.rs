@@ -13,8 +13,8 @@ const ORG: &str = "organizations";
 impl AwsCloud {
     async fn org(&self, action: &'static str) -> CloudResult<aws_sdk_organizations::Client> {
         let conf = match self.sessions.organizations().await? {
-            Some(creds) => with_credentials(&self.base, creds, None),
-            None => self.base.clone(),
+            Some(creds) => with_credentials(&self.calls, creds, None),
+            None => self.calls.clone(),
         };
         self.meter.call(ORG, action).await;
         Ok(aws_sdk_organizations::Client::new(&conf))

@@ -20,6 +20,8 @@ pub struct AwsSettings {
     pub organizations_role_arn: Option<String>,
     /// AssumeRole session length in seconds (900 to 43200).
     pub session_seconds: i32,
+    /// Most sessions kept at once (one per account and run); expired ones are dropped first.
+    pub session_cache: usize,
     /// Calls per second allowed to each account, per service (token bucket).
     pub calls_per_second: f64,
     /// Burst above the steady rate.
@@ -46,6 +48,7 @@ impl Default for AwsSettings {
             accounts: BTreeMap::new(),
             organizations_role_arn: None,
             session_seconds: 900,
+            session_cache: 1024,
             // IAM's documented rate limits are in the low tens of calls per second per account;
             // staying under them keeps a fan-out from being throttled.
             calls_per_second: 10.0,

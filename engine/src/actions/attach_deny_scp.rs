@@ -3,12 +3,17 @@
 //! AWS's quarantine pattern: one statement denying everything except to the break-glass roles
 //! (`ArnNotLike aws:PrincipalARN`). SCPs do not apply to the management account, so fencing it
 //! is refused rather than reported as done.
+//!
+//! Before any call the document is built and checked ([`quarantine_document`]): compact JSON
+//! (AWS counts whitespace against the SCP size quota), no larger than `settings.scp_size_quota`,
+//! and with at least one break-glass exception unless the settings acknowledge its absence.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::cloud::missing_as_done;
+use crate::config::Settings;
 
 use super::{
     args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params,
@@ -56,6 +61,29 @@ struct Before {
     attached: bool,
 }
 
+/// The quarantine document for these settings, checked: refused when it excepts nobody (unless
+/// acknowledged) or is over the SCP size quota. Built from a `serde_json::Value`, so it is
+/// compact: no whitespace between tokens.
+pub(crate) fn quarantine_document(
+    settings: &Settings,
+    account: &str,
+) -> Result<String, ActionError> {
+    if settings.break_glass_roles.is_empty() && !settings.quarantine_without_break_glass {
+        return Err(ActionError::Refused(format!(
+            "settings.break_glass_roles is empty: the quarantine SCP would deny every principal in account {account}, break-glass roles and responders included, and no one in the account could act to release it; list your break-glass role ARNs in settings.break_glass_roles, or set settings.quarantine_without_break_glass: true to accept that"
+        )));
+    }
+    let doc = deny_document(&settings.break_glass_roles);
+    if doc.len() > settings.scp_size_quota {
+        return Err(ActionError::Refused(format!(
+            "the quarantine SCP is {} bytes, over the SCP size quota of {} bytes (settings.scp_size_quota); list fewer break-glass roles in settings.break_glass_roles or cover them with wildcards",
+            doc.len(),
+            settings.scp_size_quota
+        )));
+    }
+    Ok(doc)
+}
+
 /// The quarantine document: deny everything to everyone but the break-glass principals.
 pub(crate) fn deny_document(break_glass: &[String]) -> String {
     let mut statement =
@@ -90,6 +118,7 @@ impl Action for AttachDenyScp {
 
     async fn prepare(&self, ctx: &Context<'_>, params: &Params) -> Result<Value, ActionError> {
         let a: Args = args(params)?;
+        quarantine_document(ctx.settings, &ctx.target.account)?;
         self.refuse_management(ctx).await?;
         let policy_name = a
             .policy_name
@@ -116,6 +145,7 @@ impl Action for AttachDenyScp {
         prepared: &Value,
     ) -> Result<Outcome, ActionError> {
         let before: Before = record(prepared)?;
+        let doc = quarantine_document(ctx.settings, &before.account)?;
         let org = self.refuse_management(ctx).await?;
         let name = before.policy_name.clone();
         if !org.scp_enabled {
@@ -124,7 +154,6 @@ impl Action for AttachDenyScp {
         let policy = match ctx.cloud.org.find_policy(&name).await? {
             Some(p) => p,
             None => {
-                let doc = deny_document(&ctx.settings.break_glass_roles);
                 ctx.cloud
                     .org
                     .create_policy(&name, "cordon quarantine: deny all but break-glass", &doc)
@@ -176,5 +205,68 @@ impl Action for AttachDenyScp {
         Ok(
             json!({"account": b.account, "attached_policies": now.into_iter().map(|p| p.id).collect::<Vec<_>>()}),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_is_compact_and_within_the_quota() {
+        let settings = Settings::default();
+        let doc = quarantine_document(&settings, "111122223333").unwrap();
+        let value: Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(doc, value.to_string(), "no insignificant whitespace");
+        assert!(!doc.contains(' ') && !doc.contains('\n'), "{doc}");
+        assert_eq!(
+            value["Statement"][0]["Condition"]["ArnNotLike"]["aws:PrincipalARN"],
+            json!(settings.break_glass_roles)
+        );
+    }
+
+    #[test]
+    fn a_document_over_the_quota_is_refused_naming_size_and_quota() {
+        let settings = Settings {
+            break_glass_roles: (0..100)
+                .map(|i| format!("arn:aws:iam::*:role/break-glass-responder-number-{i}"))
+                .collect(),
+            ..Settings::default()
+        };
+        let size = deny_document(&settings.break_glass_roles).len();
+        assert!(size > 5120, "{size}");
+        let err = quarantine_document(&settings, "111122223333").unwrap_err();
+        assert_eq!(err.kind(), "refused");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("{size} bytes")) && msg.contains("5120 bytes"),
+            "{msg}"
+        );
+        let raised = Settings {
+            scp_size_quota: size,
+            ..settings
+        };
+        assert!(quarantine_document(&raised, "111122223333").is_ok());
+    }
+
+    #[test]
+    fn no_break_glass_role_is_refused_unless_acknowledged() {
+        let none = Settings {
+            break_glass_roles: vec![],
+            ..Settings::default()
+        };
+        let err = quarantine_document(&none, "111122223333").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("settings.break_glass_roles is empty")
+                && err.to_string().contains("quarantine_without_break_glass"),
+            "{err}"
+        );
+        let acknowledged = Settings {
+            quarantine_without_break_glass: true,
+            ..none
+        };
+        let doc = quarantine_document(&acknowledged, "111122223333").unwrap();
+        assert!(!doc.contains("Condition"), "{doc}");
     }
 }

@@ -7,6 +7,10 @@
 //! belong to network interfaces, so each interface's old list is kept for release. Traffic
 //! through NLB, GWLB, NAT, Transit Gateway or Network Firewall stays tracked whatever the groups
 //! say; the output says so, since only a network ACL cuts that.
+//!
+//! Before the swaps the instance is taken out of its Auto Scaling group and deregistered from
+//! its target groups (`out_of_service`), so that the group does not terminate and replace it
+//! when it fails its health checks and no load balancer sends it requests.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +18,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::out_of_service::{self, ServiceBefore};
 use super::{
     args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params,
 };
@@ -24,7 +29,7 @@ pub struct IsolateInstance;
 
 static META: ActionMeta = ActionMeta {
     id: "ec2.isolate_instance",
-    description: "Move every network interface of an instance to a no-rule isolation group (via an allow-all group, so open flows are cut), turn on termination protection",
+    description: "Detach an instance from its Auto Scaling group and target groups, move every network interface to a no-rule isolation group (via an allow-all group, so open flows are cut), turn on termination protection",
     params: &[
         Param { name: "instance", required: true, description: "instance id" },
         Param { name: "tags", required: false, description: "tags to add (map); default cordon:isolated-by=<run id>" },
@@ -43,10 +48,19 @@ static META: ActionMeta = ActionMeta {
         "ec2:ModifyInstanceAttribute",
         "ec2:CreateTags",
         "ec2:DeleteTags",
+        "autoscaling:DescribeAutoScalingInstances",
+        "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:DetachInstances",
+        "autoscaling:AttachInstances",
+        "autoscaling:EnterStandby",
+        "elasticloadbalancing:DescribeTargetGroups",
+        "elasticloadbalancing:DescribeTargetHealth",
+        "elasticloadbalancing:DeregisterTargets",
+        "elasticloadbalancing:RegisterTargets",
     ],
     example: "- id: isolate\n  action: ec2.isolate_instance\n  with:\n    instance: ${finding.resources[0].id}\n",
     idempotent: true,
-    undo: Some("restore each network interface's groups, termination protection and tags"),
+    undo: Some("restore each network interface's groups, termination protection and tags; register it again in its target groups (same ports) and attach it to its Auto Scaling group"),
 };
 
 #[derive(Deserialize)]
@@ -65,6 +79,9 @@ struct Before {
     termination_protection: bool,
     /// Tag values this action will overwrite, `None` where the key was absent.
     tags: BTreeMap<String, Option<String>>,
+    /// Auto Scaling group and target groups (absent from records of older versions).
+    #[serde(default)]
+    service: ServiceBefore,
 }
 
 fn wanted_tags(args: &Args, run_id: &str) -> BTreeMap<String, String> {
@@ -155,12 +172,14 @@ impl Action for IsolateInstance {
             let v = i.tags.get(&k).cloned();
             (k, v)
         });
+        let service = out_of_service::prepare(ctx, &i.id, &i.vpc_id).await?;
         Ok(to_value(&Before {
             instance: i.id,
             vpc_id: i.vpc_id,
             interfaces: i.interfaces,
             termination_protection: i.termination_protection,
             tags: tags.collect(),
+            service,
         }))
     }
 
@@ -173,6 +192,7 @@ impl Action for IsolateInstance {
         let a: Args = args(params)?;
         let before: Before = record(prepared)?;
         let (t, ec2) = (&ctx.target, &ctx.cloud.ec2);
+        out_of_service::take_out(ctx, &before.instance, &before.service).await?;
         let untrack =
             ensure_group(ctx, &before.vpc_id, &ctx.settings.untrack_group_name, true).await?;
         let isolation = ensure_group(
@@ -219,15 +239,20 @@ impl Action for IsolateInstance {
                 "interfaces not isolated: {wrong:?}"
             )));
         }
+        let (service_proof, service_output) =
+            out_of_service::verify_out(ctx, &before.instance, &before.vpc_id, &before.service)
+                .await?;
         Ok(Outcome {
             output: json!({
                 "instance": before.instance,
                 "isolation_group": isolation.id,
                 "interfaces": after.interfaces.len(),
+                "auto_scaling": service_output["auto_scaling"],
+                "deregistered": service_output["deregistered"],
                 "note": "flows through NLB, GWLB, NAT, Transit Gateway or Network Firewall stay tracked; use a network ACL deny for those",
             }),
             undoable: true,
-            proof: json!({"interfaces": after.interfaces, "isolation_group_rules": {"ingress": isolation.ingress_rules, "egress": isolation.egress_rules}, "termination_protection": after.termination_protection}),
+            proof: json!({"interfaces": after.interfaces, "isolation_group_rules": {"ingress": isolation.ingress_rules, "egress": isolation.egress_rules}, "termination_protection": after.termination_protection, "service": service_proof}),
         })
     }
 
@@ -258,21 +283,26 @@ impl Action for IsolateInstance {
             ec2.create_tags(t, &b.instance, &restore).await?;
         }
         let after = describe(ctx, t, &b.instance).await?;
-        for eni in &b.interfaces {
-            let now = after
-                .interfaces
-                .iter()
-                .find(|e| e.id == eni.id)
-                .map(|e| &e.groups);
-            if now != Some(&eni.groups) {
-                return Err(ActionError::Verify(format!(
-                    "{} has groups {now:?}, expected {:?}",
-                    eni.id, eni.groups
-                )));
-            }
-        }
+        verify_groups(b, &after.interfaces)?;
+        // Back in the target groups and the Auto Scaling group only once its own security
+        // groups are back, so that health checks find it healthy.
+        let service = out_of_service::put_back(ctx, &b.instance, &b.vpc_id, &b.service).await?;
         Ok(
-            json!({"interfaces": after.interfaces, "termination_protection": after.termination_protection}),
+            json!({"interfaces": after.interfaces, "termination_protection": after.termination_protection, "service": service}),
         )
     }
+}
+
+/// Each interface holds its recorded groups again.
+fn verify_groups(b: &Before, now: &[InterfaceInfo]) -> Result<(), ActionError> {
+    for eni in &b.interfaces {
+        let now = now.iter().find(|e| e.id == eni.id).map(|e| &e.groups);
+        if now != Some(&eni.groups) {
+            return Err(ActionError::Verify(format!(
+                "{} has groups {now:?}, expected {:?}",
+                eni.id, eni.groups
+            )));
+        }
+    }
+    Ok(())
 }

@@ -15,6 +15,7 @@ mod deactivate_access_key;
 mod disable_user;
 mod isolate_instance;
 mod notify_chat;
+mod out_of_service;
 mod put_event;
 mod revoke_role_sessions;
 mod rotate_access_key;
@@ -69,7 +70,9 @@ pub struct Outcome {
     pub output: Value,
     /// Whether `release` has something to undo (false when the state was already so before).
     pub undoable: bool,
-    /// The state read back after the change.
+    /// The state read back after the change; `Value::Null` for an action that cannot read its
+    /// effect back (`notify.chat`, `eventbridge.put_event`, `approval`), so that nothing is
+    /// journaled as proven that was not.
     pub proof: Value,
 }
 

@@ -1,8 +1,11 @@
-//! `notify.chat`: post a message to the responders' channel.
+//! `notify.chat`: post a message to the responders' channel. The output says whether it was
+//! posted or, with no chat configured, only logged.
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+use crate::cloud::Delivery;
 
 use super::{args, Action, ActionError, ActionMeta, Context, Outcome, Param, Params};
 
@@ -43,11 +46,16 @@ impl Action for NotifyChat {
         _prepared: &Value,
     ) -> Result<Outcome, ActionError> {
         let a: Args = args(params)?;
-        ctx.cloud.chat.post(a.channel.as_deref(), &a.text).await?;
+        let delivery = ctx.cloud.chat.post(a.channel.as_deref(), &a.text).await?;
         Ok(Outcome {
-            output: json!({"posted": true}),
+            output: json!({
+                "posted": delivery == Delivery::Posted,
+                "delivery": delivery,
+                "channel": a.channel,
+            }),
             undoable: false,
-            proof: json!({"channel": a.channel}),
+            // A chat message cannot be read back: nothing is proven.
+            proof: Value::Null,
         })
     }
 }

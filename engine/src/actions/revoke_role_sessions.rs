@@ -1,9 +1,10 @@
 //! `iam.revoke_role_sessions`: the IAM console's "Revoke active sessions".
 //!
 //! An inline policy named `AWSRevokeOlderSessions` denies everything to sessions whose
-//! `aws:TokenIssueTime` is older than now. It takes effect within minutes, not at once; it does
-//! not work on service-linked roles (refused here); long-term keys are unaffected. Running it
-//! again moves the time forward. With `accounts: all` it runs in every account of the
+//! `aws:TokenIssueTime` is older than now. It takes effect within minutes, not at once;
+//! long-term keys are unaffected. AWS lets no one edit a service-linked role or an IAM Identity
+//! Center role: for those the step is refused before any change, saying where to revoke
+//! instead ([`refusal`]). Running it again moves the time forward. With `accounts: all` it runs in every account of the
 //! organization where the role exists (stolen credentials of a role deployed everywhere).
 
 use async_trait::async_trait;
@@ -17,7 +18,9 @@ use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
 use crate::clock::rfc3339;
-use crate::cloud::{missing_as_done, missing_as_none, ErrorKind, Target};
+use crate::cloud::{
+    missing_as_done, missing_as_none, CloudError, ErrorKind, ProtectedRole, RoleInfo, Target,
+};
 
 /// The action.
 pub struct RevokeRoleSessions;
@@ -33,7 +36,7 @@ static META: ActionMeta = ActionMeta {
             description: "account ids, or \"all\" for every account where the role exists (default: the target account)",
         },
     ],
-    iam_actions: &["iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "organizations:ListAccounts"],
+    iam_actions: &["iam:GetRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "organizations:ListAccounts"],
     example: "- id: revoke\n  action: iam.revoke_role_sessions\n  with:\n    role: ${finding.resources[0].id}\n",
     idempotent: true,
     undo: Some("restore the role's previous revoke policy, or delete it"),
@@ -83,6 +86,25 @@ pub(crate) fn revoke_document(now_ms: u64) -> String {
     .to_string()
 }
 
+/// Why the role's sessions cannot be revoked here, and where to revoke them instead.
+fn refusal(account: &str, role: &RoleInfo, why: ProtectedRole) -> ActionError {
+    let (name, path) = (&role.name, &role.path);
+    ActionError::Refused(match why {
+        // IAM Identity Center User Guide, "Revoke active IAM role sessions created by
+        // permission sets" and "View and end active sessions for workforce users".
+        ProtectedRole::IdentityCenter => format!(
+            "role {name} in {account} (path {path}) is made by an IAM Identity Center permission set, and AWS lets no one edit it; revoke its sessions in IAM Identity Center: add a deny policy with an identitystore:userId condition to the permission set and re-provision it, end the user's active sessions and disable the user (console or the sso-admin and identitystore APIs)"
+        ),
+        // IAM User Guide: "You cannot revoke the session for a service-linked role."
+        ProtectedRole::ServiceLinked => {
+            let service = path.trim_start_matches("/aws-service-role/").trim_end_matches('/');
+            format!(
+                "role {name} in {account} (path {path}) is a service-linked role: only its service ({service}) may change it and AWS cannot revoke its sessions; contain it through that service (turn off or reconfigure the feature that uses the role)"
+            )
+        }
+    })
+}
+
 /// Accounts worked on at once: the connectors' per-account rate limits do the rest.
 const FAN_OUT: usize = 16;
 
@@ -114,16 +136,29 @@ impl Action for RevokeRoleSessions {
             async move {
                 let _turn = gate.acquire().await;
                 let t = in_account(ctx, &account);
-                // A missing role and a missing policy both read as "no previous policy"; the
-                // write tells them apart.
-                match ctx.cloud.iam.get_role_policy(&t, role, name).await {
-                    Ok(previous) => Ok(AccountBefore {
+                // Ok(Err(_)): the role is one AWS lets no one edit.
+                let read = async {
+                    let found: Option<RoleInfo> = ctx.cloud.iam.get_role(&t, role).await?;
+                    match found {
+                        Some(r) => match r.protection() {
+                            Some(why) => Ok(Err(refusal(&account, &r, why))),
+                            None => Ok(Ok(ctx.cloud.iam.get_role_policy(&t, role, name).await?)),
+                        },
+                        // No such role here: nothing to revoke, and the write will say so.
+                        None => Ok(Ok(None)),
+                    }
+                }
+                .await;
+                let read: Result<Result<Option<String>, ActionError>, CloudError> = read;
+                match read {
+                    Ok(Ok(previous)) => Ok(AccountBefore {
                         account,
                         previous,
                         unreachable: None,
                     }),
+                    Ok(Err(refused)) => Err(refused),
                     // Throttling and 5xx: let the runner retry the step.
-                    Err(e) if e.kind.is_retryable() => Err(e),
+                    Err(e) if e.kind.is_retryable() => Err(ActionError::Cloud(e)),
                     // One account out of reach must not stop the others from being contained.
                     Err(e) => Ok(AccountBefore {
                         account,

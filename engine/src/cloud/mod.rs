@@ -5,6 +5,7 @@
 //! action logic in `actions` is written once and runs against either.
 
 mod error;
+mod ids;
 mod types;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use serde_json::Value;
 use crate::secret::Secret;
 
 pub use error::{missing_as_done, missing_as_none, CloudError, ErrorKind};
+pub use ids::{check_account_id, check_region};
 pub use types::*;
 
 /// Result of a cloud call.
@@ -184,6 +186,68 @@ pub trait Ec2: Send + Sync {
     async fn delete_tags(&self, t: &Target, resource: &str, keys: &[String]) -> CloudResult<()>;
 }
 
+/// EC2 Auto Scaling in a target account and region.
+#[async_trait]
+pub trait AutoScaling: Send + Sync {
+    /// The group the instance belongs to, with its capacity, or `None` when it is in no group.
+    async fn membership(
+        &self,
+        t: &Target,
+        instance: &str,
+    ) -> CloudResult<Option<ScalingMembership>>;
+    /// A group by name, or `None` when it no longer exists.
+    async fn scaling_group(&self, t: &Target, name: &str) -> CloudResult<Option<ScalingGroup>>;
+    /// Detaches the instance from its group (`DetachInstances`); with `decrement` the group's
+    /// desired capacity drops by one, so the group launches no replacement.
+    async fn detach_instance(
+        &self,
+        t: &Target,
+        group: &str,
+        instance: &str,
+        decrement: bool,
+    ) -> CloudResult<()>;
+    /// Attaches the instance to the group (`AttachInstances`), which raises the group's desired
+    /// capacity by one and registers the instance in the group's own target groups.
+    async fn attach_instance(&self, t: &Target, group: &str, instance: &str) -> CloudResult<()>;
+    /// Moves an in-service instance to `Standby` (`EnterStandby`), lowering desired capacity by
+    /// one when `decrement`.
+    async fn enter_standby(
+        &self,
+        t: &Target,
+        group: &str,
+        instance: &str,
+        decrement: bool,
+    ) -> CloudResult<()>;
+}
+
+/// Elastic Load Balancing (v2: Application, Network and Gateway Load Balancers) in a target
+/// account and region.
+#[async_trait]
+pub trait LoadBalancing: Send + Sync {
+    /// Every registration of the instance in the instance-type target groups of its VPC
+    /// (ELB has no look-up by target, so each group of the VPC is read).
+    async fn registrations(
+        &self,
+        t: &Target,
+        vpc_id: &str,
+        instance: &str,
+    ) -> CloudResult<Vec<TargetRegistration>>;
+    /// Deregisters one registration (its port and zone); `NotFound` if it was not registered.
+    async fn deregister(
+        &self,
+        t: &Target,
+        instance: &str,
+        registration: &TargetRegistration,
+    ) -> CloudResult<()>;
+    /// Registers the instance again with the registration's port and zone.
+    async fn register(
+        &self,
+        t: &Target,
+        instance: &str,
+        registration: &TargetRegistration,
+    ) -> CloudResult<()>;
+}
+
 /// Systems Manager in a target account and region.
 #[async_trait]
 pub trait Ssm: Send + Sync {
@@ -228,11 +292,22 @@ pub trait Events: Send + Sync {
     ) -> CloudResult<()>;
 }
 
+/// Where a chat message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Posted to the chat channel.
+    Posted,
+    /// No chat is configured: written to cordon's log instead, which nobody may be reading.
+    Logged,
+}
+
 /// A chat channel (Slack).
 #[async_trait]
 pub trait Chat: Send + Sync {
-    /// Posts a message; `channel` None means the configured default.
-    async fn post(&self, channel: Option<&str>, text: &str) -> CloudResult<()>;
+    /// Sends a message; `channel` None means the configured default. Says where it went, so
+    /// that nobody reads "posted" for a message only logged.
+    async fn post(&self, channel: Option<&str>, text: &str) -> CloudResult<Delivery>;
 }
 
 /// Everything an action can call, bundled.
@@ -244,6 +319,10 @@ pub struct Cloud {
     pub iam: Arc<dyn Iam>,
     /// EC2.
     pub ec2: Arc<dyn Ec2>,
+    /// EC2 Auto Scaling.
+    pub autoscaling: Arc<dyn AutoScaling>,
+    /// Elastic Load Balancing (v2).
+    pub elb: Arc<dyn LoadBalancing>,
     /// Systems Manager.
     pub ssm: Arc<dyn Ssm>,
     /// EventBridge.
@@ -256,15 +335,26 @@ impl Cloud {
     /// One implementation of every trait (the simulator, or a test double).
     pub fn from_one<T>(imp: Arc<T>) -> Cloud
     where
-        T: Organizations + Iam + Ec2 + Ssm + Events + Chat + 'static,
+        T: Organizations + Iam + Ec2 + AutoScaling + LoadBalancing + Ssm + Events + Chat + 'static,
+    {
+        Cloud::with_chat(imp.clone(), imp)
+    }
+
+    /// One implementation of every cloud trait and a chat of its own (AWS with Slack, or with
+    /// the log), so that adding a cloud trait changes no caller.
+    pub fn with_chat<T>(imp: Arc<T>, chat: Arc<dyn Chat>) -> Cloud
+    where
+        T: Organizations + Iam + Ec2 + AutoScaling + LoadBalancing + Ssm + Events + 'static,
     {
         Cloud {
             org: imp.clone(),
             iam: imp.clone(),
             ec2: imp.clone(),
+            autoscaling: imp.clone(),
+            elb: imp.clone(),
             ssm: imp.clone(),
-            events: imp.clone(),
-            chat: imp,
+            events: imp,
+            chat,
         }
     }
 }

@@ -146,3 +146,66 @@ pub struct SecurityGroupInfo {
     /// Number of outbound rules.
     pub egress_rules: usize,
 }
+
+/// An EC2 Auto Scaling group's name and capacity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScalingGroup {
+    /// The group's name.
+    pub name: String,
+    /// Minimum size: AWS refuses a detach that would take desired capacity below it.
+    pub min_size: i32,
+    /// Maximum size: AWS refuses an attach that would take desired capacity above it.
+    pub max_size: i32,
+    /// Desired capacity.
+    pub desired_capacity: i32,
+}
+
+/// Where an instance stands in an EC2 Auto Scaling group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScalingMembership {
+    /// The group, as read with the membership.
+    pub group: ScalingGroup,
+    /// The instance's lifecycle state in the group (`InService`, `Standby`, `Pending`,
+    /// `Detaching`...).
+    pub lifecycle_state: String,
+}
+
+/// One registration of an instance in an Elastic Load Balancing (v2) target group. An instance
+/// may be registered in one group on several ports; each is its own registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetRegistration {
+    /// The target group's ARN.
+    pub target_group_arn: String,
+    /// The port the instance receives traffic on (the group's port when registered without one).
+    pub port: Option<i32>,
+    /// Set only for targets registered with an explicit Availability Zone (`all` outside the VPC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    /// The target's state as ELB reports it (`healthy`, `unhealthy`, `initial`, `unused`,
+    /// `draining`, `unavailable`).
+    pub state: String,
+}
+
+/// Why AWS does not let anyone edit a role, from its path (IAM User Guide: service-linked roles
+/// live under `/aws-service-role/`; IAM Identity Center's roles under
+/// `/aws-reserved/sso.amazonaws.com/` and can be changed only through their permission set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtectedRole {
+    /// A service-linked role: only its AWS service may change it.
+    ServiceLinked,
+    /// An IAM Identity Center (SSO) role, made from a permission set.
+    IdentityCenter,
+}
+
+impl RoleInfo {
+    /// Whether AWS forbids editing this role, and why.
+    pub fn protection(&self) -> Option<ProtectedRole> {
+        if self.is_service_linked() {
+            Some(ProtectedRole::ServiceLinked)
+        } else if self.path.starts_with("/aws-reserved/sso.amazonaws.com/") {
+            Some(ProtectedRole::IdentityCenter)
+        } else {
+            None
+        }
+    }
+}

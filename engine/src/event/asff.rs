@@ -13,10 +13,11 @@ use serde_json::Value;
 
 use super::asff_resources::Resources;
 use super::json::{
-    arn_region, arr_of, bounded, get, join, kind_of, number, obj_of, require_str, str_of, Obj,
-    MAX_TEXT_CHARS,
+    arn_region, arr_of, bounded, checked_account, checked_region, get, join, kind_of, number,
+    obj_of, require_str, str_of, Obj, MAX_TEXT_CHARS,
 };
 use super::EventError;
+use super::{guardduty, product};
 use crate::finding::{Finding, FindingSource, SeverityLabel};
 
 /// True for a bare ASFF finding: its PascalCase required keys (GuardDuty's are camelCase).
@@ -91,21 +92,27 @@ pub fn guardduty_type_from_asff(asff_type: &str) -> Option<String> {
 }
 
 /// True when the ASFF finding was produced by GuardDuty's Security Hub integration. Only
-/// `ProductArn` counts: `BatchImportFindings` lets any account choose `Id`, `ProductName` and
-/// `ProductFields` but not a `product/aws/guardduty` ProductArn, so a forged finding cannot
-/// borrow a real GuardDuty finding's dedup id (and suppress it) by copying its ARN into `Id`.
+/// `ProductArn` counts (see `product`): `BatchImportFindings` lets a custom integration choose
+/// `Id`, `ProductName`, `CompanyName` and `ProductFields` but not GuardDuty's product ARN, so a
+/// forged finding can neither pass for GuardDuty's nor borrow a real GuardDuty finding's dedup id
+/// (and suppress it) by copying its ARN into `Id`.
 fn from_guardduty(f: &Obj) -> bool {
-    str_of(f, "ProductArn").is_some_and(|p| p.ends_with(":product/aws/guardduty"))
+    str_of(f, "ProductArn").is_some_and(|p| product::is_aws_product(p, product::ASFF, "guardduty"))
 }
 
 /// Normalizes one ASFF finding found at `path` (`detail.findings[i]`, `Findings[i]` or `""`).
+/// `envelope_region` is the EventBridge envelope's `region`, a fallback when neither the finding
+/// nor its resources name one.
 pub(crate) fn normalize(
     f: &Obj,
     path: &str,
     envelope_region: Option<&str>,
 ) -> Result<Finding, EventError> {
     let id = require_str(f, "Id", path)?;
-    let account = require_str(f, "AwsAccountId", path)?;
+    let account = checked_account(
+        require_str(f, "AwsAccountId", path)?,
+        join(path, "AwsAccountId"),
+    )?;
     let guardduty = from_guardduty(f);
     let (severity, severity_label) = severity(f, path, guardduty)?;
     let finding_type = finding_type(f, guardduty).ok_or_else(|| EventError::Missing {
@@ -113,13 +120,8 @@ pub(crate) fn normalize(
     })?;
     let mut resources = Resources::default();
     resources.read(f, path, account)?;
-    let region = str_of(f, "Region")
-        .or(resources.first_region)
-        .or(envelope_region)
-        .or_else(|| str_of(f, "ProductArn").and_then(arn_region))
-        .ok_or_else(|| EventError::Missing {
-            path: join(path, "Region"),
-        })?;
+    let (region, region_path) = region(f, path, resources.first_region.take(), envelope_region)?;
+    let region = checked_region(region, region_path)?;
     // Both routes of one GuardDuty finding must dedupe to one: the GuardDuty event's `id` is
     // the trailing ID of the ARN that Security Hub uses as `Id`.
     // ASFF ids are unique per product only: scoping by ProductArn stops an imported finding
@@ -129,6 +131,7 @@ pub(crate) fn normalize(
         (_, Some(product)) => format!("{product}/{id}"),
         _ => id.to_string(),
     };
+    let product_fields = obj_of(f, "ProductFields");
     Ok(Finding {
         source: FindingSource::Securityhub,
         id: id.to_string(),
@@ -137,7 +140,7 @@ pub(crate) fn normalize(
         severity,
         severity_label,
         account: account.to_string(),
-        region: bounded(region, 64),
+        region: region.to_string(),
         resources: resources.list,
         updated_at: str_of(f, "UpdatedAt")
             .or_else(|| str_of(f, "CreatedAt"))
@@ -146,7 +149,49 @@ pub(crate) fn normalize(
         user_name: resources.user_name,
         user_type: resources.user_type,
         dedup_id,
+        status: obj_of(f, "Workflow")
+            .and_then(|w| str_of(w, "Status"))
+            .or_else(|| str_of(f, "WorkflowState"))
+            .map(|s| bounded(s, 64)),
+        sample: guardduty && product_fields.is_some_and(sample_marker),
     })
+}
+
+/// The finding's region and the path it was read at: `Region`, else its first resource's,
+/// else the envelope's, else the `ProductArn`'s.
+fn region<'a>(
+    f: &'a Obj,
+    path: &str,
+    first_resource: Option<(&'a str, String)>,
+    envelope_region: Option<&'a str>,
+) -> Result<(&'a str, String), EventError> {
+    if let Some(r) = str_of(f, "Region") {
+        return Ok((r, join(path, "Region")));
+    }
+    if let Some(found) = first_resource {
+        return Ok(found);
+    }
+    if let Some(r) = envelope_region {
+        return Ok((r, "region".to_string()));
+    }
+    str_of(f, "ProductArn")
+        .and_then(arn_region)
+        .map(|r| (r, join(path, "ProductArn")))
+        .ok_or_else(|| EventError::Missing {
+            path: join(path, "Region"),
+        })
+}
+
+/// GuardDuty's sample marker as its Security Hub integration flattens `service.additionalInfo`
+/// into `ProductFields` (string values, `/`-separated keys):
+/// `aws/guardduty/service/additionalInfo/sample` = `"true"`, or the JSON string form in
+/// `aws/guardduty/service/additionalInfo/value`.
+fn sample_marker(fields: &Obj) -> bool {
+    const PREFIX: &str = "aws/guardduty/service/additionalInfo/";
+    get(fields, &format!("{PREFIX}sample"))
+        .and_then(Value::as_str)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        || str_of(fields, &format!("{PREFIX}value")).is_some_and(guardduty::json_says_sample)
 }
 
 /// The GuardDuty type for GuardDuty findings, else the first `Types` entry, else `GeneratorId`.
@@ -172,9 +217,11 @@ fn finding_type(f: &Obj, guardduty: bool) -> Option<String> {
         .map(|t| bounded(t, MAX_TEXT_CHARS))
 }
 
-/// Severity on the 0-10 scale and its label: `Normalized`/10, else `Product` for GuardDuty
-/// (GuardDuty's native 0-10 score), else the label's lower bound; the label is `Label` when
-/// present (INFORMATIONAL folds into LOW), else derived from the score.
+/// Severity on the 0-10 scale and its label. For GuardDuty findings, GuardDuty's own score when
+/// `Product` holds one (0-10); otherwise `Normalized`/10, else the lower bound of `Label`
+/// (Security Hub's own Label-to-Normalized table: INFORMATIONAL 0, LOW 1, MEDIUM 40, HIGH 70,
+/// CRITICAL 90). The label is `Label` when present (INFORMATIONAL folds into LOW), else derived
+/// from the score.
 fn severity(f: &Obj, path: &str, guardduty: bool) -> Result<(f64, SeverityLabel), EventError> {
     let (sev, sev_path) = match obj_of(f, "Severity") {
         Some(s) => (s, join(path, "Severity")),
@@ -221,31 +268,28 @@ fn severity(f: &Obj, path: &str, guardduty: bool) -> Result<(f64, SeverityLabel)
             }),
         }
     };
-    // GuardDuty's own score and bands for GuardDuty findings, so that the GuardDuty event and its
-    // Security Hub copy get the same severity (AWS's sample has Product 2 but Normalized 40).
+    // `Product` is the provider's own scale (Security Hub API Reference, `Severity.Product`: "the
+    // native severity as defined by the AWS service or integrated partner product"), so it is
+    // never checked against 0-10 and never decides on its own. GuardDuty's native scale is
+    // cordon's: for a GuardDuty finding (by product ARN) a `Product` within 0-10 is GuardDuty's
+    // own score, so that the GuardDuty event and its Security Hub copy get the same severity
+    // (AWS's sample has Product 2 but Normalized 40); anything else there is ignored.
     if guardduty {
-        if let Some(p) = ranged("Product", 10.0)? {
+        if let Some(p) = get(sev, "Product")
+            .and_then(number)
+            .filter(|p| (0.0..=10.0).contains(p))
+        {
             return Ok((p, SeverityLabel::from_score(p)));
         }
     }
-    let score = match ranged("Normalized", 100.0)? {
-        Some(n) => n / 10.0,
-        None => match (
-            if guardduty {
-                ranged("Product", 10.0)?
-            } else {
-                None
-            },
-            label,
-        ) {
-            (Some(p), _) => p,
-            (None, Some((_, bound))) => bound,
-            (None, None) => {
-                return Err(EventError::Missing {
-                    path: join(&sev_path, "Label"),
-                })
-            }
-        },
+    let score = match (ranged("Normalized", 100.0)?, label) {
+        (Some(n), _) => n / 10.0,
+        (None, Some((_, bound))) => bound,
+        (None, None) => {
+            return Err(EventError::Missing {
+                path: join(&sev_path, "Label"),
+            })
+        }
     };
     let label = label.map_or_else(|| SeverityLabel::from_score(score), |(l, _)| l);
     Ok((score, label))
@@ -367,6 +411,25 @@ mod tests {
             severity(&obj(f), "", true).ok(),
             Some((8.0, SeverityLabel::High))
         );
+        // `Product` is the provider's native scale: a value outside GuardDuty's 0-10 (or not a
+        // number) is not an error, and Label/Normalized decide.
+        for product in [json!(70), json!(-1), json!("high"), json!(null)] {
+            for guardduty in [true, false] {
+                let mut f = base();
+                f["Severity"] = json!({"Product": product, "Label": "HIGH"});
+                assert_eq!(
+                    severity(&obj(f.clone()), "", guardduty).ok(),
+                    Some((7.0, SeverityLabel::High)),
+                    "{product} {guardduty}"
+                );
+                f["Severity"] = json!({"Product": product, "Label": "HIGH", "Normalized": 80});
+                assert_eq!(
+                    severity(&obj(f), "", guardduty).ok(),
+                    Some((8.0, SeverityLabel::High)),
+                    "{product} {guardduty}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::json::{
     arn_tail, bounded, get, index, join, kind_of, obj_of, put, put_tags, scalar, str_of, Obj,
     MAX_RESOURCES, MAX_TEXT_CHARS,
 };
+use super::principal::Principal;
 use super::EventError;
 use crate::finding::{kind, Resource};
 
@@ -21,8 +22,8 @@ pub(crate) struct Resources<'a> {
     pub user_name: Option<String>,
     /// The first access key's principal type.
     pub user_type: Option<String>,
-    /// The first resource's `Region`, the finding's region when it names none.
-    pub first_region: Option<&'a str>,
+    /// The first resource's `Region` and its JSON path, the finding's region when it names none.
+    pub first_region: Option<(&'a str, String)>,
 }
 
 impl<'a> Resources<'a> {
@@ -60,7 +61,8 @@ impl<'a> Resources<'a> {
                 continue;
             };
             if self.first_region.is_none() {
-                self.first_region = str_of(r, "Region");
+                self.first_region = str_of(r, "Region")
+                    .map(|reg| (reg, join(&index(&join(path, "Resources"), i), "Region")));
             }
             self.resource(r, rtype, rid, account);
         }
@@ -145,41 +147,28 @@ impl<'a> Resources<'a> {
             .and_then(|d| obj_of(d, "SessionContext"))
             .and_then(|s| obj_of(s, "SessionIssuer"));
         let user_type = detail("PrincipalType");
-        let user_name = detail("PrincipalName")
-            .or_else(|| detail("UserName"))
-            .or_else(|| {
-                (user_type == Some("AssumedRole"))
-                    .then(|| issuer.and_then(|i| str_of(i, "UserName")))
-                    .flatten()
-            });
-        let principal_id = detail("PrincipalId");
+        let principal = Principal {
+            user_type,
+            user_name: detail("PrincipalName")
+                .or_else(|| detail("UserName"))
+                .or_else(|| {
+                    (user_type == Some("AssumedRole"))
+                        .then(|| issuer.and_then(|i| str_of(i, "UserName")))
+                        .flatten()
+                }),
+            principal_id: detail("PrincipalId"),
+        };
         let key_id = detail("AccessKeyId")
             .or_else(|| rid.strip_prefix("AWS::IAM::AccessKey:"))
             .unwrap_or(rid);
-        put(&mut a, "user_name", user_name);
-        put(&mut a, "user_type", user_type);
-        put(&mut a, "principal_id", principal_id);
+        principal.put_attributes(&mut a);
         self.push(kind::ACCESS_KEY, key_id, a);
         if self.user_name.is_none() && self.user_type.is_none() {
-            self.user_name = user_name.map(|s| bounded(s, MAX_TEXT_CHARS));
-            self.user_type = user_type.map(|s| bounded(s, 64));
+            self.user_name = principal.user_name.map(|s| bounded(s, MAX_TEXT_CHARS));
+            self.user_type = principal.user_type.map(|s| bounded(s, 64));
         }
-        let mut p = BTreeMap::new();
-        put(&mut p, "principal_id", principal_id);
-        match (user_type, user_name) {
-            (Some("IAMUser"), Some(name)) => self.push(kind::IAM_USER, name, p),
-            (Some("AssumedRole"), Some(name)) => {
-                put(
-                    &mut p,
-                    "session_name",
-                    principal_id
-                        .and_then(|id| id.split_once(':'))
-                        .map(|(_, s)| s),
-                );
-                self.push(kind::IAM_ROLE, name, p)
-            }
-            (Some("Root"), _) => self.push(kind::ACCOUNT, account, p),
-            _ => {}
+        if let Some(p) = principal.resource(account) {
+            self.push(&p.kind, &p.id, p.attributes);
         }
     }
 }

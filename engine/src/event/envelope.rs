@@ -49,12 +49,12 @@ pub(crate) fn parse(value: Value) -> Result<Parsed, EventError> {
         GUARDDUTY if detail_type == guardduty::DETAIL_TYPE => {
             let env = read(top, detail_type)?;
             let finding = guardduty::normalize(env.detail, "detail", env.region)?;
-            Ok(Parsed::Findings(vec![super::FindingEvent {
+            Ok(Parsed::one(super::FindingEvent {
                 event: value,
                 finding,
                 custom_action: None,
                 synthetic_envelope: false,
-            }]))
+            }))
         }
         GUARDDUTY if detail_type == "AWS API Call via CloudTrail" => ignored(
             "AWS API Call via CloudTrail is a CloudTrail record of a call to the GuardDuty API, \
@@ -68,7 +68,8 @@ pub(crate) fn parse(value: Value) -> Result<Parsed, EventError> {
         )),
         SECURITYHUB
             if detail_type == securityhub::IMPORTED
-                || detail_type == securityhub::CUSTOM_ACTION =>
+                || detail_type == securityhub::CUSTOM_ACTION
+                || detail_type == securityhub::IMPORTED_V2 =>
         {
             let env = read(top, detail_type)?;
             securityhub::from_event(top, &env)
@@ -78,10 +79,12 @@ pub(crate) fn parse(value: Value) -> Result<Parsed, EventError> {
                 .to_string(),
         ),
         SECURITYHUB => ignored(format!(
-            "{:?} is not a Security Hub findings event; only \"{}\" and \"{}\" carry findings",
+            "{:?} is not a Security Hub findings event; only \"{}\", \"{}\" and \"{}\" carry \
+             findings",
             bounded(detail_type, 128),
             securityhub::IMPORTED,
-            securityhub::CUSTOM_ACTION
+            securityhub::CUSTOM_ACTION,
+            securityhub::IMPORTED_V2
         )),
         other => Err(EventError::UnknownShape {
             seen: format!(

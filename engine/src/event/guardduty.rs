@@ -1,5 +1,6 @@
 //! GuardDuty findings (the `detail` of a `GuardDuty Finding` event, or bare finding JSON as
-//! exported or returned by `GetFindings`) normalized into [`Finding`].
+//! exported or returned by `GetFindings`) normalized into [`Finding`], and GuardDuty's sample
+//! marker.
 //!
 //! Field names follow the GuardDuty finding format (camelCase: `accountId`, `resource.
 //! resourceType`, `accessKeyDetails.userName`...). For an `AssumedRole` access key,
@@ -12,9 +13,10 @@ use serde_json::Value;
 
 use super::envelope::{self, GUARDDUTY};
 use super::json::{
-    arn_region, arn_tail, arr_of, bounded, get, join, kind_of, number, obj_of, put, put_tags,
-    require_str, scalar, str_of, Obj, MAX_RESOURCES, MAX_TEXT_CHARS,
+    arn_region, arn_tail, arr_of, bounded, checked_account, checked_region, get, join, kind_of,
+    number, obj_of, put, put_tags, require_str, scalar, str_of, Obj, MAX_RESOURCES, MAX_TEXT_CHARS,
 };
+use super::principal::Principal;
 use super::{EventError, FindingEvent, Parsed};
 use crate::finding::{kind, Finding, FindingSource, Resource, SeverityLabel};
 
@@ -40,15 +42,17 @@ pub(crate) fn from_bare(top: &Obj) -> Result<Parsed, EventError> {
         Vec::new(),
         Value::Object(top.clone()),
     );
-    Ok(Parsed::Findings(vec![FindingEvent {
+    Ok(Parsed::one(FindingEvent {
         event,
         finding,
         custom_action: None,
         synthetic_envelope: true,
-    }]))
+    }))
 }
 
 /// Normalizes one GuardDuty finding found at `path` (`detail`, or `""` for a bare finding).
+/// `envelope_region` is the EventBridge envelope's `region`, the fallback when the finding names
+/// none.
 pub(crate) fn normalize(
     d: &Obj,
     path: &str,
@@ -58,14 +62,21 @@ pub(crate) fn normalize(
     let finding_type = require_str(d, "type", path)?;
     // The member account the finding is about; with a delegated administrator the envelope's
     // `account` is the administrator's, which is not where containment acts.
-    let account = require_str(d, "accountId", path)?;
+    let account = checked_account(require_str(d, "accountId", path)?, join(path, "accountId"))?;
     let severity = severity(d, path)?;
-    let region = str_of(d, "region")
-        .or(envelope_region)
-        .or_else(|| str_of(d, "arn").and_then(arn_region))
-        .ok_or_else(|| EventError::Missing {
-            path: join(path, "region"),
-        })?;
+    let (region, region_path) = match (str_of(d, "region"), envelope_region) {
+        (Some(r), _) => (r, join(path, "region")),
+        (None, Some(r)) => (r, "region".to_string()),
+        (None, None) => match str_of(d, "arn").and_then(arn_region) {
+            Some(r) => (r, join(path, "arn")),
+            None => {
+                return Err(EventError::Missing {
+                    path: join(path, "region"),
+                })
+            }
+        },
+    };
+    let region = checked_region(region, region_path)?;
     let mut resources = Resources::default();
     if let Some(r) = obj_of(d, "resource") {
         resources.read(r, account);
@@ -78,7 +89,7 @@ pub(crate) fn normalize(
         severity,
         severity_label: SeverityLabel::from_score(severity),
         account: account.to_string(),
-        region: bounded(region, 64),
+        region: region.to_string(),
         resources: resources.list,
         updated_at: str_of(d, "updatedAt")
             .or_else(|| str_of(d, "createdAt"))
@@ -87,7 +98,40 @@ pub(crate) fn normalize(
         user_name: resources.user_name,
         user_type: resources.user_type,
         dedup_id: id.to_string(),
+        status: None,
+        sample: obj_of(d, "service")
+            .and_then(|s| obj_of(s, "additionalInfo"))
+            .is_some_and(additional_info_is_sample),
     })
+}
+
+/// True when GuardDuty's `service.additionalInfo` marks a generated sample finding: `"sample":
+/// true` as a field, or inside the JSON string `additionalInfo.value` (how `CreateSampleFindings`
+/// writes it: `{"value": "{\"sample\":true}", "type": "default"}`). `true` may be written as the
+/// string `"true"`, as ASFF's `ProductFields` (strings only) carry it.
+pub(crate) fn additional_info_is_sample(info: &Obj) -> bool {
+    get(info, "sample").is_some_and(is_true) || str_of(info, "value").is_some_and(json_says_sample)
+}
+
+/// True when `text` is a JSON object whose `sample` is true. A bounded parse: the text is
+/// already in memory, and anything malformed is simply not a sample marker.
+pub(crate) fn json_says_sample(text: &str) -> bool {
+    const MAX_MARKER_BYTES: usize = 64 * 1024;
+    text.len() <= MAX_MARKER_BYTES
+        && serde_json::from_str::<Value>(text)
+            .ok()
+            .as_ref()
+            .and_then(Value::as_object)
+            .and_then(|o| get(o, "sample"))
+            .is_some_and(is_true)
+}
+
+fn is_true(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::String(s) => s.trim().eq_ignore_ascii_case("true"),
+        _ => false,
+    }
 }
 
 /// `severity`: a number from 0 to 10 (GuardDuty uses 1.0-10.0).
@@ -177,19 +221,21 @@ impl Resources {
         let Some(d) = obj_of(r, "accessKeyDetails") else {
             return;
         };
-        let user_name = str_of(d, "userName");
-        let user_type = str_of(d, "userType");
-        let principal_id = str_of(d, "principalId");
-        self.user_name = user_name.map(|s| bounded(s, MAX_TEXT_CHARS));
-        self.user_type = user_type.map(|s| bounded(s, 64));
+        let principal = Principal {
+            user_type: str_of(d, "userType"),
+            user_name: str_of(d, "userName"),
+            principal_id: str_of(d, "principalId"),
+        };
+        self.user_name = principal.user_name.map(|s| bounded(s, MAX_TEXT_CHARS));
+        self.user_type = principal.user_type.map(|s| bounded(s, 64));
         let mut a = BTreeMap::new();
-        put(&mut a, "user_name", user_name);
-        put(&mut a, "user_type", user_type);
-        put(&mut a, "principal_id", principal_id);
+        principal.put_attributes(&mut a);
         if let Some(key) = str_of(d, "accessKeyId") {
             self.push(kind::ACCESS_KEY, key, a);
         }
-        principal(self, user_type, user_name, principal_id, account);
+        if let Some(p) = principal.resource(account) {
+            self.push(&p.kind, &p.id, p.attributes);
+        }
     }
 
     fn s3_buckets(&mut self, r: &Obj) {
@@ -256,33 +302,6 @@ impl Resources {
     }
 }
 
-/// The IAM principal behind an access key, as its own resource: an `IAMUser` is an IamUser, an
-/// `AssumedRole` an IamRole (named by `userName`, see the module doc), `Root` the account.
-fn principal(
-    out: &mut Resources,
-    user_type: Option<&str>,
-    user_name: Option<&str>,
-    principal_id: Option<&str>,
-    account: &str,
-) {
-    let mut a = BTreeMap::new();
-    put(&mut a, "principal_id", principal_id);
-    match (user_type, user_name) {
-        (Some("IAMUser"), Some(name)) => out.push(kind::IAM_USER, name, a),
-        (Some("AssumedRole"), Some(name)) => {
-            // principalId is `ROLEID:session-name` for a role session.
-            put(
-                &mut a,
-                "session_name",
-                principal_id.and_then(|p| p.split_once(':')).map(|(_, s)| s),
-            );
-            out.push(kind::IAM_ROLE, name, a)
-        }
-        (Some("Root"), _) => out.push(kind::ACCOUNT, account, a),
-        _ => {}
-    }
-}
-
 /// The first identifier-like field of a details object, by key suffix: `...Identifier`, then
 /// `...name`, then `...id`, then `...arn`.
 fn best_identifier(d: &Obj) -> Option<String> {
@@ -316,7 +335,7 @@ mod tests {
 
     fn one(v: Value) -> Finding {
         match parse_value(v) {
-            Ok(Parsed::Findings(mut f)) if f.len() == 1 => f.remove(0).finding,
+            Ok(Parsed::Findings(mut b)) if b.findings.len() == 1 => b.findings.remove(0).finding,
             other => panic!("expected one finding, got {other:?}"),
         }
     }
@@ -367,10 +386,10 @@ mod tests {
     #[test]
     fn other_resource_types_use_their_details() {
         let f = one(json!({
-            "schemaVersion": "2.0", "accountId": "1", "region": "us-east-1", "id": "x",
+            "schemaVersion": "2.0", "accountId": "123456789012", "region": "us-east-1", "id": "x",
             "type": "Execution:Lambda/MaliciousIPCaller", "severity": 8,
             "resource": {"resourceType": "Lambda", "lambdaDetails": {
-                "functionArn": "arn:aws:lambda:us-east-1:1:function:f", "functionName": "f",
+                "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:f", "functionName": "f",
                 "tags": [{"key": "team", "value": "x"}]}}
         }));
         assert_eq!(f.resources.len(), 1);
@@ -378,11 +397,11 @@ mod tests {
         assert_eq!((r.kind.as_str(), r.id.as_str()), ("Lambda", "f"));
         assert_eq!(
             r.attributes.get("arn").map(String::as_str),
-            Some("arn:aws:lambda:us-east-1:1:function:f")
+            Some("arn:aws:lambda:us-east-1:123456789012:function:f")
         );
         assert_eq!(r.attributes.get("tag:team").map(String::as_str), Some("x"));
         let f = one(json!({
-            "schemaVersion": "2.0", "accountId": "1", "region": "us-east-1", "id": "x",
+            "schemaVersion": "2.0", "accountId": "123456789012", "region": "us-east-1", "id": "x",
             "type": "CredentialAccess:RDS/AnomalousBehavior.SuccessfulLogin", "severity": 8,
             "resource": {"resourceType": "RDSDBInstance", "rdsDbInstanceDetails": {
                 "dbInstanceIdentifier": "db-1", "engine": "aurora"}}
@@ -398,7 +417,7 @@ mod tests {
     #[test]
     fn s3_findings_list_every_bucket() {
         let f = one(json!({
-            "schemaVersion": "2.0", "accountId": "1", "region": "us-east-1", "id": "x",
+            "schemaVersion": "2.0", "accountId": "123456789012", "region": "us-east-1", "id": "x",
             "type": "Policy:S3/BucketBlockPublicAccessDisabled", "severity": 2,
             "resource": {"resourceType": "S3Bucket", "s3BucketDetails": [
                 {"name": "a", "arn": "arn:aws:s3:::a", "type": "Destination"},
@@ -445,8 +464,8 @@ mod tests {
     #[test]
     fn region_falls_back_to_envelope_then_arn() {
         let f = one(json!({
-            "schemaVersion": "2.0", "accountId": "1", "id": "x", "type": "T", "severity": 1,
-            "arn": "arn:aws:guardduty:sa-east-1:1:detector/d/finding/x"
+            "schemaVersion": "2.0", "accountId": "123456789012", "id": "x", "type": "T", "severity": 1,
+            "arn": "arn:aws:guardduty:sa-east-1:123456789012:detector/d/finding/x"
         }));
         assert_eq!(f.region, "sa-east-1");
         assert_eq!(f.title, "T");

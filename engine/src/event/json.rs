@@ -152,6 +152,20 @@ pub(crate) fn require_obj<'a>(o: &'a Obj, key: &str, path: &str) -> Result<&'a O
     }
 }
 
+/// `value` when it is an AWS account id (12 ASCII digits), else [`EventError::Invalid`] at `path`.
+pub(crate) fn checked_account(value: &str, path: String) -> Result<&str, EventError> {
+    crate::cloud::check_account_id(value)
+        .map(|()| value)
+        .map_err(|problem| EventError::Invalid { path, problem })
+}
+
+/// `value` when it has a region name's shape, else [`EventError::Invalid`] at `path`.
+pub(crate) fn checked_region(value: &str, path: String) -> Result<&str, EventError> {
+    crate::cloud::check_region(value)
+        .map(|()| value)
+        .map_err(|problem| EventError::Invalid { path, problem })
+}
+
 /// At most `max` characters of `s` (cut on a character boundary).
 pub(crate) fn bounded(s: &str, max: usize) -> String {
     s.chars().take(max).collect()

@@ -2,16 +2,19 @@
 //!
 //! Accepted inputs:
 //! - a GuardDuty EventBridge event (`source: aws.guardduty`, `detail-type: GuardDuty Finding`);
-//! - a Security Hub EventBridge event (`Security Hub Findings - Imported` or
+//! - a Security Hub CSPM EventBridge event (`Security Hub Findings - Imported` or
 //!   `- Custom Action`), split into one [`FindingEvent`] per ASFF finding;
-//! - a bare GuardDuty finding, a bare ASFF finding, or `{"Findings": [...]}`
-//!   (the `BatchImportFindings` shape), each given a synthetic envelope so that EventBridge
-//!   patterns written for real events match it.
+//! - a new Security Hub EventBridge event (`Findings Imported V2`), whose `detail.findings`
+//!   holds OCSF findings (one per event, as Security Hub sends them);
+//! - a bare GuardDuty finding, a bare ASFF finding, a bare OCSF finding, or `{"Findings": [...]}`
+//!   (the `BatchImportFindings` / `GetFindings(V2)` shape, ASFF or OCSF), each given a synthetic
+//!   envelope so that EventBridge patterns written for real events match it.
 //!
-//! Other events from the same sources (CloudTrail records, Runtime Protection health,
-//! Insight Results) are [`Parsed::Ignored`] with a reason; anything else is an
-//! [`EventError::UnknownShape`]. All input is untrusted: nothing here panics on it, and every
-//! error names the JSON path it is about.
+//! A finding inside an array (`detail.findings[i]`, `Findings[i]`) that cannot be normalized is
+//! a [`Rejected`] of its own: the others of the batch are still returned. Other events from the
+//! same sources (CloudTrail records, Runtime Protection health, Insight Results) are
+//! [`Parsed::Ignored`] with a reason; anything else is an [`EventError::UnknownShape`]. All input
+//! is untrusted: nothing here panics on it, and every error names the JSON path it is about.
 
 mod asff;
 mod asff_resources;
@@ -20,6 +23,12 @@ mod corpus_tests;
 mod envelope;
 mod guardduty;
 mod json;
+mod ocsf;
+mod ocsf_resources;
+#[cfg(test)]
+mod playbook_tests;
+mod principal;
+mod product;
 #[cfg(test)]
 mod robustness_tests;
 mod securityhub;
@@ -65,17 +74,50 @@ pub struct CustomAction {
 /// The outcome of parsing one input.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Parsed {
-    /// One or more findings (a Security Hub event carries up to 100).
-    Findings(Vec<FindingEvent>),
+    /// The input's findings (a Security Hub CSPM event carries up to 100): those normalized, and
+    /// those refused, each with its own error.
+    Findings(Batch),
     /// A well-formed event from a finding source that carries no finding.
     Ignored(Ignored),
 }
 
+/// The findings of one input, one result per finding.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Batch {
+    /// The findings that normalized, in input order.
+    pub findings: Vec<FindingEvent>,
+    /// The findings that did not, in input order. Never empty for a single-finding input that
+    /// failed: that is an `Err` of [`parse`] instead.
+    pub rejected: Vec<Rejected>,
+}
+
+/// A finding of a batch that could not be normalized; the rest of the batch is unaffected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("finding {index}{}: {error}", .id.as_ref().map(|i| format!(" ({i:?})")).unwrap_or_default())]
+pub struct Rejected {
+    /// Its 0-based index in the input's findings array (`detail.findings`, `Findings`).
+    pub index: usize,
+    /// Its id (ASFF `Id`, OCSF `finding_info.uid`) when one could be read, at most 256
+    /// characters; attacker-controlled text, to be escaped before display.
+    pub id: Option<String>,
+    /// What is wrong, naming the JSON path from the top of the input
+    /// (`detail.findings[3].AwsAccountId is ...`).
+    pub error: EventError,
+}
+
 impl Parsed {
-    /// The findings, or an empty slice when the input was ignored.
+    /// The findings that normalized, or an empty slice when the input was ignored.
     pub fn findings(&self) -> &[FindingEvent] {
         match self {
-            Parsed::Findings(f) => f,
+            Parsed::Findings(b) => &b.findings,
+            Parsed::Ignored(_) => &[],
+        }
+    }
+
+    /// The findings that were refused, each with its error.
+    pub fn rejected(&self) -> &[Rejected] {
+        match self {
+            Parsed::Findings(b) => &b.rejected,
             Parsed::Ignored(_) => &[],
         }
     }
@@ -86,6 +128,14 @@ impl Parsed {
             Parsed::Findings(_) => None,
             Parsed::Ignored(i) => Some(i),
         }
+    }
+
+    /// One normalized finding, as a single-finding input (GuardDuty event, bare finding) gives.
+    pub(crate) fn one(finding: FindingEvent) -> Parsed {
+        Parsed::Findings(Batch {
+            findings: vec![finding],
+            rejected: Vec::new(),
+        })
     }
 }
 
@@ -102,9 +152,11 @@ pub struct Ignored {
 
 /// What [`parse`] and [`parse_value`] accept, quoted in [`EventError::UnknownShape`].
 pub const ACCEPTED: &str = "an EventBridge event from aws.guardduty (detail-type \"GuardDuty \
-Finding\") or aws.securityhub (\"Security Hub Findings - Imported\" or \"Security Hub Findings - \
-Custom Action\"), a bare GuardDuty finding (schemaVersion, accountId, id, type, ...), a bare ASFF \
-finding (SchemaVersion, Id, AwsAccountId, ProductArn, ...), or {\"Findings\": [ASFF findings]}";
+Finding\") or aws.securityhub (\"Security Hub Findings - Imported\", \"Security Hub Findings - \
+Custom Action\" or \"Findings Imported V2\"), a bare GuardDuty finding (schemaVersion, \
+accountId, id, type, ...), a bare ASFF finding (SchemaVersion, Id, AwsAccountId, ProductArn, \
+...), a bare OCSF finding (class_uid, finding_info, cloud, metadata, ...), or {\"Findings\": \
+[ASFF or OCSF findings]}";
 
 /// Why an input could not be read. Messages say what was wrong and at which JSON path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -190,6 +242,8 @@ pub fn parse_value(value: Value) -> Result<Parsed, EventError> {
         securityhub::from_batch(top)
     } else if asff::looks_like_finding(top) {
         securityhub::from_bare(top)
+    } else if ocsf::looks_like_finding(top) {
+        securityhub::from_bare_ocsf(top)
     } else if guardduty::looks_like_finding(top) {
         guardduty::from_bare(top)
     } else {
@@ -266,7 +320,11 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("GuardDuty Finding"), "{msg}");
-        assert!(msg.contains("{\"Findings\": [ASFF findings]}"), "{msg}");
+        assert!(
+            msg.contains("{\"Findings\": [ASFF or OCSF findings]}"),
+            "{msg}"
+        );
+        assert!(msg.contains("Findings Imported V2"), "{msg}");
     }
 
     #[test]

@@ -1,36 +1,76 @@
-//! Security Hub inputs: `Security Hub Findings - Imported` / `- Custom Action` events (split into
-//! one event per finding), bare ASFF findings and `{"Findings": [...]}` batches.
+//! Security Hub inputs: Security Hub CSPM's `Security Hub Findings - Imported` / `- Custom
+//! Action` events (ASFF) and the new Security Hub's `Findings Imported V2` events (OCSF), each
+//! split into one event per finding; bare ASFF and OCSF findings; and `{"Findings": [...]}`
+//! batches. A finding of an array that does not normalize is rejected alone (see [`Rejected`]).
 
 use serde_json::{json, Value};
 
-use super::asff;
 use super::envelope::{self, Envelope, SECURITYHUB};
 use super::json::{
     bounded, get, index, join, kind_of, obj_of, spelled, str_of, Obj, MAX_TEXT_CHARS,
 };
-use super::{CustomAction, EventError, FindingEvent, Ignored, Parsed};
+use super::{asff, ocsf};
+use super::{Batch, CustomAction, EventError, FindingEvent, Ignored, Parsed, Rejected};
 
-/// `detail-type` of findings Security Hub imported (new or updated).
+/// `detail-type` of findings Security Hub CSPM imported (new or updated), in ASFF.
 pub(crate) const IMPORTED: &str = "Security Hub Findings - Imported";
 /// `detail-type` of findings a user sent to a custom action from the console.
 pub(crate) const CUSTOM_ACTION: &str = "Security Hub Findings - Custom Action";
 /// `detail-type` of insight results (aggregates, no findings).
 pub(crate) const INSIGHT_RESULTS: &str = "Security Hub Insight Results";
+/// `detail-type` of the new Security Hub's findings, in OCSF, one per event (Security Hub User
+/// Guide, "EventBridge event formats", securityhub-v2-cwe-event-formats).
+pub(crate) const IMPORTED_V2: &str = "Findings Imported V2";
 /// Security Hub puts at most 100 findings in one event (and `BatchImportFindings` takes at
 /// most 100); more means the input was not written by Security Hub.
 pub(crate) const MAX_FINDINGS: usize = 100;
+/// Longest finding id quoted in a [`Rejected`].
+const MAX_REJECTED_ID_CHARS: usize = 256;
+
+/// The finding format of one array entry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Asff,
+    Ocsf,
+}
+
+impl Format {
+    /// The format of a `{"Findings": [...]}` entry, told by its keys.
+    fn of(f: &Value) -> Format {
+        match f.as_object() {
+            Some(o) if ocsf::looks_like_finding(o) && !asff::looks_like_finding(o) => Format::Ocsf,
+            _ => Format::Asff,
+        }
+    }
+
+    /// The finding's id, for a rejection message, if it can be read.
+    fn id_of(self, f: &Value) -> Option<String> {
+        let o = f.as_object()?;
+        let id = match self {
+            Format::Asff => str_of(o, "Id"),
+            Format::Ocsf => obj_of(o, "finding_info").and_then(|i| str_of(i, "uid")),
+        }?;
+        Some(bounded(id, MAX_REJECTED_ID_CHARS))
+    }
+}
 
 /// True for the `BatchImportFindings` request shape, `{"Findings": [...]}`.
 pub(crate) fn is_batch(top: &Obj) -> bool {
     top.contains_key("Findings")
 }
 
-/// Splits an Imported or Custom Action event into one [`FindingEvent`] per finding.
+/// Splits an Imported, Custom Action or Imported V2 event into one [`FindingEvent`] per finding.
+/// A V2 finding's region is its own (`cloud.region`), never the envelope's.
 pub(crate) fn from_event(top: &Obj, env: &Envelope<'_>) -> Result<Parsed, EventError> {
     let custom_action = if env.detail_type == CUSTOM_ACTION {
         Some(custom_action(top, env.detail)?)
     } else {
         None
+    };
+    let format = if env.detail_type == IMPORTED_V2 {
+        Format::Ocsf
+    } else {
+        Format::Asff
     };
     let (key, findings) = findings_array(env.detail, "detail", "findings")?;
     if findings.is_empty() {
@@ -47,31 +87,50 @@ pub(crate) fn from_event(top: &Obj, env: &Envelope<'_>) -> Result<Parsed, EventE
     if let Some(detail) = base.get_mut(&detail_key).and_then(Value::as_object_mut) {
         detail.insert(key.clone(), json!([]));
     }
-    let mut out = Vec::with_capacity(findings.len());
+    let mut batch = Batch::default();
     for (i, f) in findings.iter().enumerate() {
         let path = index("detail.findings", i);
-        let obj = as_finding(f, &path)?;
-        let finding = asff::normalize(obj, &path, env.region)?;
+        let normalized = as_finding(f, &path).and_then(|obj| match format {
+            Format::Asff => asff::normalize(obj, &path, env.region),
+            Format::Ocsf => ocsf::normalize(obj, &path),
+        });
+        let finding = match normalized {
+            Ok(finding) => finding,
+            Err(error) => {
+                batch.rejected.push(Rejected {
+                    index: i,
+                    id: format.id_of(f),
+                    error,
+                });
+                continue;
+            }
+        };
         let mut event = base.clone();
         if let Some(detail) = event.get_mut(&detail_key).and_then(Value::as_object_mut) {
             detail.insert(key.clone(), json!([f]));
         }
-        out.push(FindingEvent {
+        batch.findings.push(FindingEvent {
             event: Value::Object(event),
             finding,
             custom_action: custom_action.clone(),
             synthetic_envelope: false,
         });
     }
-    Ok(Parsed::Findings(out))
+    Ok(Parsed::Findings(batch))
 }
 
 /// A bare ASFF finding in a synthetic `Security Hub Findings - Imported` envelope.
 pub(crate) fn from_bare(top: &Obj) -> Result<Parsed, EventError> {
-    Ok(Parsed::Findings(vec![synthetic(top, "")?]))
+    Ok(Parsed::one(synthetic(top, "", Format::Asff)?))
 }
 
-/// `{"Findings": [...]}`: each finding in its own synthetic envelope.
+/// A bare OCSF finding in a synthetic `Findings Imported V2` envelope.
+pub(crate) fn from_bare_ocsf(top: &Obj) -> Result<Parsed, EventError> {
+    Ok(Parsed::one(synthetic(top, "", Format::Ocsf)?))
+}
+
+/// `{"Findings": [...]}`: each finding (ASFF or OCSF, told by its keys) in its own synthetic
+/// envelope.
 pub(crate) fn from_batch(top: &Obj) -> Result<Parsed, EventError> {
     let (_, findings) = findings_array(top, "", "Findings")?;
     if findings.is_empty() {
@@ -81,24 +140,44 @@ pub(crate) fn from_batch(top: &Obj) -> Result<Parsed, EventError> {
             reason: "Findings is empty: the batch carries no finding".to_string(),
         }));
     }
-    let mut out = Vec::with_capacity(findings.len());
+    let mut batch = Batch::default();
     for (i, f) in findings.iter().enumerate() {
         let path = index("Findings", i);
-        out.push(synthetic(as_finding(f, &path)?, &path)?);
+        let format = Format::of(f);
+        match as_finding(f, &path).and_then(|obj| synthetic(obj, &path, format)) {
+            Ok(fe) => batch.findings.push(fe),
+            Err(error) => batch.rejected.push(Rejected {
+                index: i,
+                id: format.id_of(f),
+                error,
+            }),
+        }
     }
-    Ok(Parsed::Findings(out))
+    Ok(Parsed::Findings(batch))
 }
 
-fn synthetic(f: &Obj, path: &str) -> Result<FindingEvent, EventError> {
-    let finding = asff::normalize(f, path, None)?;
-    // Real Imported events list each finding's Security Hub ARN in `resources`.
-    let resources = obj_of(f, "ProductFields")
-        .and_then(|p| str_of(p, "aws/securityhub/FindingId"))
-        .map(|id| vec![Value::String(bounded(id, MAX_TEXT_CHARS))])
-        .unwrap_or_default();
+fn synthetic(f: &Obj, path: &str, format: Format) -> Result<FindingEvent, EventError> {
+    let (finding, detail_type, resources) = match format {
+        Format::Asff => {
+            // Real Imported events list each finding's Security Hub ARN in `resources`.
+            let resources = obj_of(f, "ProductFields")
+                .and_then(|p| str_of(p, "aws/securityhub/FindingId"))
+                .map(|id| vec![Value::String(bounded(id, MAX_TEXT_CHARS))])
+                .unwrap_or_default();
+            (asff::normalize(f, path, None)?, IMPORTED, resources)
+        }
+        Format::Ocsf => {
+            // Real V2 events list the finding's `metadata.uid` in `resources`.
+            let resources = obj_of(f, "metadata")
+                .and_then(|m| str_of(m, "uid"))
+                .map(|id| vec![Value::String(bounded(id, MAX_TEXT_CHARS))])
+                .unwrap_or_default();
+            (ocsf::normalize(f, path)?, IMPORTED_V2, resources)
+        }
+    };
     let event = envelope::synthetic(
         SECURITYHUB,
-        IMPORTED,
+        detail_type,
         &finding,
         resources,
         json!({ "findings": [Value::Object(f.clone())] }),
@@ -194,9 +273,14 @@ mod tests {
             asff("a", "111111111111"),
             asff("b", "222222222222"),
         ]));
-        let Ok(Parsed::Findings(fs)) = p else {
+        let Ok(Parsed::Findings(Batch {
+            findings: fs,
+            rejected,
+        })) = p
+        else {
             panic!("{p:?}")
         };
+        assert_eq!(rejected, []);
         assert_eq!(fs.len(), 2);
         for (fe, (id, account)) in fs
             .iter()
@@ -216,21 +300,61 @@ mod tests {
         }
     }
 
+    /// One bad finding in a batch never drops the others: each finding gets its own result,
+    /// and the bad one's error names its JSON path from the top of the event.
     #[test]
-    fn bad_finding_is_named_by_index() {
-        let mut bad = asff("c", "1");
-        if let Some(o) = bad.as_object_mut() {
+    fn a_bad_finding_is_rejected_alone() {
+        let mut missing = asff("c", "333333333333");
+        if let Some(o) = missing.as_object_mut() {
             o.remove("AwsAccountId");
         }
-        let p = parse_value(event(vec![asff("a", "1"), asff("b", "1"), bad]));
+        let p = parse_value(event(vec![
+            asff("a", "111111111111"),
+            asff("b", "84534534"),
+            missing,
+            json!(3),
+            asff("e", "555555555555"),
+        ]))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let ids: Vec<&str> = p.findings().iter().map(|f| f.finding.id.as_str()).collect();
+        assert_eq!(ids, ["a", "e"]);
+        let rejected: Vec<(usize, Option<&str>, String)> = p
+            .rejected()
+            .iter()
+            .map(|r| (r.index, r.id.as_deref(), r.error.to_string()))
+            .collect();
         assert_eq!(
-            p.err().map(|e| e.to_string()).as_deref(),
-            Some("detail.findings[2].AwsAccountId is missing")
+            rejected,
+            [
+                (
+                    1,
+                    Some("b"),
+                    "detail.findings[1].AwsAccountId is \"84534534\"; an AWS account id is 12 digits"
+                        .to_string()
+                ),
+                (
+                    2,
+                    Some("c"),
+                    "detail.findings[2].AwsAccountId is missing".to_string()
+                ),
+                (
+                    3,
+                    None,
+                    "detail.findings[3] is a number; expected an object".to_string()
+                ),
+            ]
         );
-        let p = parse_value(event(vec![json!(3)]));
         assert_eq!(
-            p.err().map(|e| e.to_string()).as_deref(),
-            Some("detail.findings[0] is a number; expected an object")
+            p.rejected()[0].to_string(),
+            "finding 1 (\"b\"): detail.findings[1].AwsAccountId is \"84534534\"; an AWS account id is 12 digits"
+        );
+        // The same in the BatchImportFindings shape.
+        let p = parse_value(json!({"Findings": [asff("a", "111111111111"), {"Id": 5}]}))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.findings().len(), 1);
+        assert_eq!(
+            p.rejected().first().map(|r| r.error.to_string()).as_deref(),
+            Some("Findings[1].Id is a number; expected a string")
         );
     }
 
@@ -262,10 +386,17 @@ mod tests {
 
     #[test]
     fn batch_import_shape_gets_synthetic_envelopes() {
-        let p = parse_value(json!({"Findings": [asff("a", "111111111111"), asff("b", "1")]}));
-        let Ok(Parsed::Findings(fs)) = p else {
+        let p = parse_value(
+            json!({"Findings": [asff("a", "111111111111"), asff("b", "222222222222")]}),
+        );
+        let Ok(Parsed::Findings(Batch {
+            findings: fs,
+            rejected,
+        })) = p
+        else {
             panic!("{p:?}")
         };
+        assert_eq!(rejected, []);
         assert_eq!(fs.len(), 2);
         let e = &fs[0].event;
         assert!(fs[0].synthetic_envelope);
@@ -275,16 +406,11 @@ mod tests {
         assert_eq!(e["region"], "us-east-1");
         assert_eq!(e["time"], "2024-01-01T00:00:00Z");
         assert_eq!(e["detail"]["findings"][0]["Id"], "a");
-        let p = parse_value(json!({"Findings": [asff("a", "1"), {"Id": 5}]}));
-        assert_eq!(
-            p.err().map(|e| e.to_string()).as_deref(),
-            Some("Findings[1].Id is a number; expected a string")
-        );
     }
 
     #[test]
     fn custom_action_needs_a_name_or_arn() {
-        let mut e = event(vec![asff("a", "1")]);
+        let mut e = event(vec![asff("a", "111111111111")]);
         e["detail-type"] = json!(CUSTOM_ACTION);
         assert_eq!(
             parse_value(e).err(),
@@ -296,7 +422,7 @@ mod tests {
 
     #[test]
     fn custom_action_without_name_uses_arn() {
-        let mut e = event(vec![asff("a", "1")]);
+        let mut e = event(vec![asff("a", "111111111111")]);
         e["detail-type"] = json!(CUSTOM_ACTION);
         e["resources"] = json!(["arn:aws:securityhub:us-east-1:1:action/custom/isolate"]);
         let p = parse_value(e);

@@ -79,7 +79,10 @@ pub(crate) async fn check(j: &dyn Journal) {
     r.version = 2;
     r.state = RunState::Failed;
     assert_eq!(j.update(&r, &entry("failed")).await.unwrap(), 3);
-    assert!(j.open_ids().await.unwrap().is_empty(), "a failed run is not open");
+    assert!(
+        j.open_ids().await.unwrap().is_empty(),
+        "a failed run is not open"
+    );
     let stored = j.get("r1").await.unwrap().unwrap();
     assert_eq!((stored.version, stored.state), (3, RunState::Failed));
 

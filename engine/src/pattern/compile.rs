@@ -151,16 +151,17 @@ impl Node {
         })
     }
 
-    /// Give every leaf a memo id from `intern(event path, leaf json)`.
+    /// Give every leaf a memo id from `intern(event path, leaf)`; equal (path, leaf json)
+    /// pairs must get equal ids.
     pub(crate) fn assign_memo_ids(
         &mut self,
         path: &mut Vec<String>,
-        intern: &mut impl FnMut(&[String], &str) -> u32,
+        intern: &mut impl FnMut(&[String], &Leaf) -> u32,
     ) {
         for f in &mut self.fields {
             path.push(f.key.clone());
             match &mut f.kind {
-                Kind::Leaf(leaf) => leaf.memo_id = Some(intern(path, &leaf.expected)),
+                Kind::Leaf(leaf) => leaf.memo_id = Some(intern(path, leaf)),
                 Kind::Object(node) => node.assign_memo_ids(path, intern),
             }
             path.pop();

@@ -10,8 +10,10 @@
 //! - `wildcard`, `cidr`: the two operators with their own little grammars.
 //! - `compile`: a whole pattern, `$or` expanded into `$or`-free alternatives, and the
 //!   array-consistent evaluation of one alternative against an event.
-//! - `matcher`: [`PatternSet`], the add-time index that keeps matching 1,000 patterns about
-//!   as cheap as matching one.
+//! - `matcher`: [`PatternSet`], many patterns matched at once through `index`, which files
+//!   each pattern under its necessary conditions in a `trie`, found per event by one walk
+//!   along the indexed `paths`; it keeps matching 10,000 patterns about as cheap as matching a
+//!   few (`fxhash`: the hash its maps use).
 //!
 //! Anything cordon cannot evaluate is a [`PatternError`] at compile time, carrying the JSON
 //! path of the offending element; a pattern never silently fails to match.
@@ -29,8 +31,12 @@
 
 mod cidr;
 mod compile;
+mod fxhash;
+mod index;
 mod leaf;
 mod matcher;
+mod paths;
+mod trie;
 mod wildcard;
 
 pub use compile::{compile, Pattern, MAX_ALTERNATIVES};

@@ -2,29 +2,21 @@
 //! and field, rather than stopping at the first.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use serde_json::Value;
 
+use super::bounds;
 use super::locate::{locate, parse_path};
 use super::raw::{RawMode, RawOnError, RawPlaybook, RawStep};
-use super::{LoadError, Mode, OnError, ParamTemplate, Playbook, Retry, Step};
+use super::{LoadError, Mode, OnError, ParamTemplate, Playbook, Step};
 use crate::actions::{self, Action};
-use crate::clock::parse_duration;
 use crate::pattern;
 use crate::script::{Sandbox, ScriptError};
 
-/// Default per-attempt step timeout.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
-/// Default retry: three attempts, starting at one second.
-const DEFAULT_RETRY: Retry = Retry {
-    attempts: 3,
-    backoff: Duration::from_secs(1),
-};
 /// Parameters every action takes: they choose the target account and region.
 const TARGET_PARAMS: [&str; 2] = ["account", "region"];
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     file: &'a str,
     text: &'a str,
     sandbox: &'a Sandbox,
@@ -32,7 +24,7 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn err(&mut self, field: impl Into<String>, message: impl Into<String>) {
         let field = field.into();
         let line = locate(self.text, &parse_path(&field));
         self.errors.push(LoadError {
@@ -109,8 +101,10 @@ fn contains_template(v: &Value) -> bool {
     }
 }
 
-/// Compiles one playbook from its text. `file` is used in error messages.
+/// Compiles one playbook from its text. `file` is used in error messages. A leading UTF-8
+/// byte-order mark is dropped, as YAML allows one at the start of a stream.
 pub fn compile(file: &str, text: &str, sandbox: &Sandbox) -> Result<Playbook, Vec<LoadError>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let raw: RawPlaybook = match serde_yaml::from_str(text) {
         Ok(raw) => raw,
         Err(e) => return Err(vec![yaml_error(file, text, &e)]),
@@ -310,39 +304,11 @@ fn steps(cx: &mut Ctx<'_>, mode: Mode, raw: Vec<RawStep>) -> Vec<Step> {
                 "mode auto never waits for a human; use `mode: approval`",
             );
         }
-        let timeout = match s.timeout.as_deref().map(|t| (t, parse_duration(t))) {
-            None => DEFAULT_TIMEOUT,
-            Some((_, Some(d))) if !d.is_zero() => d,
-            Some((t, _)) => {
-                cx.err(
-                    format!("{at}.timeout"),
-                    format!("{t:?} is not a duration: write e.g. 30s, 5m, 1h"),
-                );
-                DEFAULT_TIMEOUT
-            }
-        };
-        let retry = match s.retry {
-            None => DEFAULT_RETRY,
-            Some(r) => {
-                let backoff = r
-                    .backoff
-                    .as_deref()
-                    .map_or(Some(DEFAULT_RETRY.backoff), parse_duration);
-                if r.attempts == 0 || r.attempts > 10 {
-                    cx.err(format!("{at}.retry.attempts"), "attempts must be 1 to 10");
-                }
-                Retry {
-                    attempts: r.attempts.clamp(1, 10),
-                    backoff: backoff.unwrap_or_else(|| {
-                        cx.err(
-                            format!("{at}.retry.backoff"),
-                            "not a duration: write e.g. 500ms, 2s",
-                        );
-                        DEFAULT_RETRY.backoff
-                    }),
-                }
-            }
-        };
+        if action.meta().id == actions::APPROVAL {
+            bounds::approval(cx, &at, &s.with);
+        }
+        let timeout = bounds::step_timeout(cx, &at, s.timeout.as_deref());
+        let retry = bounds::retry(cx, &at, s.retry);
         let on_error = match s.on_error {
             Some(RawOnError::Continue) => OnError::Continue,
             _ => OnError::Fail,

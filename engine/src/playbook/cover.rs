@@ -178,7 +178,7 @@ mod tests {
             s.eventbridge_cover(),
             json!({
                 "source": ["aws.guardduty", "aws.securityhub"],
-                "detail-type": ["GuardDuty Finding", "Security Hub Findings - Custom Action", "Security Hub Findings - Imported"],
+                "detail-type": ["Findings Imported V2", "GuardDuty Finding", "Security Hub Findings - Custom Action", "Security Hub Findings - Imported"],
             })
         );
     }

@@ -5,10 +5,14 @@
 //! - `compile`: checks and compiles one file; every error names file, line and field.
 //! - `locate`: finds the line of a field in the YAML text.
 //! - `set`: all loaded playbooks and the one matcher over their triggers.
+//! - `files`: which files of a directory are playbooks, and reading one (links, size, UTF-8).
+//! - `bounds`: the limits on durations and retries, checked at load.
 //! - `cover`: the EventBridge rule pattern that delivers every event the playbooks could match.
 
+mod bounds;
 mod compile;
 mod cover;
+mod files;
 mod locate;
 mod raw;
 mod set;
@@ -23,7 +27,9 @@ use crate::actions::Action;
 use crate::pattern::Pattern;
 use crate::script::{Script, Template};
 
+pub use bounds::{APPROVAL_TIMEOUT, RETRY_ATTEMPTS, RETRY_BACKOFF, RETRY_TOTAL_WAIT, STEP_TIMEOUT};
 pub use compile::compile;
+pub use files::{is_candidate, read_file, MAX_PLAYBOOK_BYTES};
 pub use set::{Match, MatchOutcome, PlaybookSet};
 
 /// When a playbook runs.
@@ -134,8 +140,9 @@ pub struct Playbook {
 pub type PlaybookRef = Arc<Playbook>;
 
 /// A playbook that failed to load: where, which field, and what would be accepted.
+/// Shown as `file:line: field: message`; the line is left out when unknown and the field when
+/// the error is about the whole file (`playbooks/x.yaml: is a directory, not a playbook file`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{}: {field}: {message}", line.map_or("?".to_string(), |l| l.to_string()))]
 pub struct LoadError {
     /// The file.
     pub file: String,
@@ -145,4 +152,17 @@ pub struct LoadError {
     pub field: String,
     /// What was wrong.
     pub message: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.field.is_empty() {
+            write!(f, ": {}", self.field)?;
+        }
+        write!(f, ": {}", self.message)
+    }
 }

@@ -1,6 +1,6 @@
 //! All loaded playbooks, and one matcher over all their triggers.
 
-use std::path::Path;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::{compile, LoadError, Mode, PlaybookRef};
 use crate::event::FindingEvent;
 use crate::pattern::{Condition, PatternSet};
-use crate::script::{Context, Sandbox, Script};
+use crate::script::{Context, Reads, Sandbox, Script};
 
 /// The loaded playbooks.
 #[derive(Default)]
@@ -32,6 +32,12 @@ pub enum MatchOutcome {
     WhenFalse,
     /// Pattern matched, `when` failed: no run, and the error is logged.
     WhenError(String),
+    /// Pattern matched, but the finding is a sample GuardDuty generated
+    /// ([`Finding::sample`](crate::Finding::sample)): an `auto` or `approval` playbook does not
+    /// start on it, so teams can test their pipelines with samples. A person may still start the
+    /// playbook on it by hand (`cordon run --playbook`), or through a Security Hub custom action.
+    /// The detail says so.
+    Sample(String),
 }
 
 impl MatchOutcome {
@@ -40,6 +46,10 @@ impl MatchOutcome {
         matches!(self, MatchOutcome::Run | MatchOutcome::CustomAction)
     }
 }
+
+/// What `explain` and `run` say of a sample finding.
+const SAMPLE: &str = "sample finding: GuardDuty generated it to test pipelines, so no containment \
+starts on its own; start one by hand with `cordon run --playbook ID` if you mean it";
 
 /// A playbook whose trigger matched a finding.
 #[derive(Debug, Clone)]
@@ -133,35 +143,6 @@ impl PlaybookSet {
         }
     }
 
-    /// Loads every `*.yaml` / `*.yml` file directly in `dir` (subdirectories hold drills and
-    /// deployment templates, not playbooks).
-    pub fn load_dir(dir: &Path, sandbox: &Sandbox) -> Result<PlaybookSet, Vec<LoadError>> {
-        let shown = dir.display().to_string();
-        let io_err = |e: std::io::Error| {
-            vec![LoadError {
-                file: shown.clone(),
-                line: None,
-                field: String::new(),
-                message: e.to_string(),
-            }]
-        };
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .map_err(io_err)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.is_file()
-                    && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
-            })
-            .collect();
-        files.sort();
-        let mut sources = Vec::with_capacity(files.len());
-        for f in files {
-            let text = std::fs::read_to_string(&f).map_err(io_err)?;
-            sources.push((f.display().to_string(), text));
-        }
-        PlaybookSet::from_sources(&sources, sandbox)
-    }
-
     /// A playbook by id.
     pub fn get(&self, id: &str) -> Option<&PlaybookRef> {
         self.playbooks.iter().find(|p| p.id == id)
@@ -210,19 +191,24 @@ impl PlaybookSet {
             .filter(|p| !out.iter().any(|m| Arc::ptr_eq(&m.playbook, p)))
             .collect();
         // The script context is built only if a matched playbook has a `when`, and holds only
-        // what those scripts mention: converting the whole event costs more than matching.
+        // what those scripts read: converting the whole event costs more than matching.
         let whens: Vec<&Script> = matched
             .iter()
-            .filter(|p| p.mode != Mode::Manual)
+            .filter(|p| p.mode != Mode::Manual && !fe.finding.sample)
             .filter_map(|p| p.when.as_ref())
             .collect();
         let ctx = (!whens.is_empty()).then(|| {
-            let uses = |name: &str| whens.iter().any(|w| w.mentions(name));
-            trigger_context(fe, uses("event"), uses("finding"))
+            let reads = |name: &str| {
+                whens
+                    .iter()
+                    .fold(Reads::Nothing, |all, w| all.union(w.reads(name)))
+            };
+            trigger_context(fe, &reads("event"), &reads("finding"))
         });
         for p in matched {
             let outcome = match (&p.when, p.mode, &ctx) {
                 (_, Mode::Manual, _) => MatchOutcome::ManualOnly,
+                _ if fe.finding.sample => MatchOutcome::Sample(SAMPLE.to_string()),
                 (Some(w), _, Some(ctx)) => match sandbox.eval_bool(w, ctx) {
                     Ok(true) => MatchOutcome::Run,
                     Ok(false) => MatchOutcome::WhenFalse,
@@ -265,19 +251,21 @@ impl PlaybookSet {
 }
 
 /// What a trigger's `when` sees: the event and the finding (no vars, steps or run yet), each
-/// converted only if wanted.
-pub(crate) fn trigger_context(fe: &FindingEvent, event: bool, finding: bool) -> Context {
+/// only as far as the scripts read it.
+pub(crate) fn trigger_context(fe: &FindingEvent, event: &Reads, finding: &Reads) -> Context {
     let empty = json!({});
-    let finding = if finding {
-        serde_json::to_value(&fe.finding).unwrap_or(Value::Null)
-    } else {
-        json!({})
+    let finding = match finding {
+        Reads::Nothing => json!({}),
+        reads => reads.pick_json(&serde_json::to_value(&fe.finding).unwrap_or(Value::Null)),
     };
-    Context::new(
-        if event { &fe.event } else { &empty },
-        &finding,
-        &empty,
-        &empty,
-        &empty,
-    )
+    let event = match event {
+        Reads::Nothing => Cow::Owned(json!({})),
+        Reads::All => Cow::Borrowed(&fe.event),
+        reads => Cow::Owned(reads.pick_json(&fe.event)),
+    };
+    Context::new(&event, &finding, &empty, &empty, &empty)
 }
+
+#[cfg(test)]
+#[path = "set_tests.rs"]
+mod tests;

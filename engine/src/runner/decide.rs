@@ -90,8 +90,12 @@ impl Runner {
         } else {
             run.steps[i].state = StepState::Denied;
             run.steps[i].finished_ms = Some(now);
-            self.finish(run, RunState::Denied, Some(format!("step {step} denied by {by}")))
-                .await
+            self.finish(
+                run,
+                RunState::Denied,
+                Some(format!("step {step} denied by {by}")),
+            )
+            .await
         }
     }
 

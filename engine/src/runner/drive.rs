@@ -119,6 +119,7 @@ impl Runner {
                 .and_then(Value::as_str)
                 .filter(|_| step.action.meta().id == actions::APPROVAL)
                 .and_then(parse_duration)
+                // Saturating: a deadline past the end of time means "never", not a panic.
                 .map(|d| now.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)));
             rec.params = Some(Value::Object(params));
             run.state = RunState::WaitingApproval;
@@ -272,7 +273,9 @@ impl Runner {
             return Ok(None);
         }
         let why = format!("step {} failed: {msg}", step.id);
-        self.finish(run, RunState::Failed, Some(why)).await.map(Some)
+        self.finish(run, RunState::Failed, Some(why))
+            .await
+            .map(Some)
     }
 
     /// Ends a run: remaining pending steps are skipped.

@@ -80,6 +80,9 @@ pub struct Submitted {
     pub run_id: Option<String>,
     /// `created`, `duplicate`, or why no run started.
     pub status: String,
+    /// Why no run started, when that was an error (a trigger `when` script that failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// The account the run acts in by default (the finding's).
     #[serde(skip)]
     pub account: String,
@@ -203,9 +206,13 @@ impl Runner {
                         .unwrap_or_default(),
                 },
                 other => {
-                    if let MatchOutcome::WhenError(e) = other {
-                        tracing::warn!(playbook = %m.playbook.id, finding = %fe.finding.id, error = %e, "Trigger script failed; no run");
-                    }
+                    let error = match other {
+                        MatchOutcome::WhenError(e) => {
+                            tracing::warn!(playbook = %m.playbook.id, finding = %fe.finding.id, error = %e, "Trigger script failed; no run");
+                            Some(e.clone())
+                        }
+                        _ => None,
+                    };
                     let status = serde_json::to_value(other)
                         .ok()
                         .and_then(|v| v["outcome"].as_str().map(String::from));
@@ -213,6 +220,7 @@ impl Runner {
                         playbook: m.playbook.id.clone(),
                         run_id: None,
                         status: status.unwrap_or_default(),
+                        error,
                         account: fe.finding.account.clone(),
                     });
                     continue;
@@ -241,6 +249,7 @@ impl Runner {
             playbook: playbook.id.clone(),
             run_id: None,
             status,
+            error: None,
             account: fe.finding.account.clone(),
         };
         let dedup = match &playbook.dedup {
@@ -296,6 +305,7 @@ impl Runner {
             playbook: playbook.id.clone(),
             run_id: Some(run_id),
             status: status.into(),
+            error: None,
             account: fe.finding.account.clone(),
         })
     }

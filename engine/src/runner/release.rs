@@ -81,7 +81,9 @@ impl Runner {
                 attempt += 1;
                 match action.undo(&ctx, &prepared).await {
                     Err(e) if e.is_retryable() && attempt < UNDO_ATTEMPTS => {
-                        self.clock.sleep(Duration::from_millis(200 << attempt)).await;
+                        self.clock
+                            .sleep(Duration::from_millis(200 << attempt))
+                            .await;
                     }
                     other => break other,
                 }

@@ -49,6 +49,14 @@ impl std::fmt::Display for BudgetLimit {
     }
 }
 
+/// Keywords the sandbox disables (see `Sandbox::new`).
+const DISABLED: &[&str] = &["eval", "curry"];
+
+/// The message for a disabled keyword.
+pub(crate) fn unavailable(word: &str) -> String {
+    format!("'{word}' is not available in playbook scripts")
+}
+
 /// Why a script or template failed to compile or evaluate.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ScriptError {
@@ -109,11 +117,13 @@ impl ScriptError {
             ParseErrorType::Reserved(word) if word == "import" || word == "export" => {
                 format!("'{word}': modules are not available in playbook scripts")
             }
-            ParseErrorType::Reserved(word) if word == "eval" => {
-                "'eval' is not available in playbook scripts".to_string()
+            ParseErrorType::Reserved(word) if DISABLED.contains(&word.as_str()) => {
+                unavailable(word)
             }
-            ParseErrorType::BadInput(rhai::LexError::ImproperSymbol(sym, _)) if sym == "eval" => {
-                "'eval' is not available in playbook scripts".to_string()
+            ParseErrorType::BadInput(rhai::LexError::ImproperSymbol(sym, _))
+                if DISABLED.contains(&sym.as_str()) =>
+            {
+                unavailable(sym)
             }
             other => other.to_string(),
         };

@@ -18,7 +18,8 @@ pub(crate) enum Tok<'a> {
     Str(String),
     /// One ASCII punctuation byte.
     Punct(u8),
-    /// Anything else: numbers, characters, interpolated strings, non-ASCII.
+    /// Anything else: numbers, characters, interpolated strings (each `${...}` inside one
+    /// is `$`, `{`, its code's tokens, `}`, before this token), non-ASCII.
     Other,
 }
 
@@ -37,6 +38,26 @@ pub(crate) fn tokens(src: &str) -> Vec<Tok<'_>> {
     let mut scanner = Scanner::new(src);
     let _ = scanner.code(0, false);
     scanner.toks
+}
+
+/// The tokens of a whole script, or the first unterminated construct: for callers that must
+/// not reason about a script from part of its tokens.
+pub(crate) fn all_tokens(src: &str) -> Result<Vec<Tok<'_>>, LexError> {
+    let mut scanner = Scanner::new(src);
+    scanner.code(0, false)?;
+    Ok(scanner.toks)
+}
+
+/// The identifier that starts at Rhai position `pos` (1-based line, 1-based column in
+/// characters) of `src`, if any.
+pub(crate) fn word_at(src: &str, pos: rhai::Position) -> Option<&str> {
+    let line = src.lines().nth(pos.line()?.checked_sub(1)?)?;
+    let (start, _) = line.char_indices().nth(pos.position()?.checked_sub(1)?)?;
+    let rest = &line[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    Some(&rest[..end]).filter(|w| !w.is_empty())
 }
 
 /// The byte offset of the `}` that closes code starting at `start` (just after a `${`).
@@ -275,7 +296,9 @@ impl<'a> Scanner<'a> {
                 }
                 Some(b'$') if self.at(i + 1) == Some(b'{') => {
                     interpolated = true;
-                    self.toks.push(Tok::Other);
+                    // The interpolation as punctuation, so its code reads as a braced block.
+                    self.toks.push(Tok::Punct(b'$'));
+                    self.toks.push(Tok::Punct(b'{'));
                     let close = match self.code(i + 2, true)? {
                         Some(close) => close,
                         None => {
@@ -285,7 +308,7 @@ impl<'a> Scanner<'a> {
                             })
                         }
                     };
-                    self.toks.push(Tok::Other);
+                    self.toks.push(Tok::Punct(b'}'));
                     i = close + 1;
                 }
                 Some(c) => {

@@ -24,7 +24,9 @@
 //! - variables must be declared (`strict_variables`), so a typo such as `findng.x` is a compile
 //!   error with a position rather than a silent `()`.
 //! - each evaluation runs on a stack segment sized for the deepest value the size limits
-//!   allow, because Rhai clones, compares and prints nested values recursively (see `stack`).
+//!   allow, because Rhai clones, compares and prints nested values recursively (see `stack`),
+//!   unless the script's shape bounds the nesting of every value it can build (`inline`) and
+//!   the calling thread has the stack that bound needs.
 //!
 //! # Notes for playbook authors
 //!
@@ -36,11 +38,18 @@
 //! - JSON integers are Rhai `INT`s and other numbers `FLOAT`s; comparisons mix them freely, so
 //!   `finding.severity >= 7` works when severity is `8.0`.
 //! - A template that is exactly `${expr}` yields the expression's value with its type; any other
-//!   template yields a string, strings inserted verbatim, `()` as nothing, other values as JSON.
-//!   `$${` writes a literal `${`.
+//!   template yields a string, strings inserted verbatim, other values as JSON. `$${` writes a
+//!   literal `${`.
+//! - A `${...}` whose value is `()` (a missing field, JSON `null`, an `if` without `else` that
+//!   did not run) is an error of the step that renders it (of the plan, in a dry run), naming
+//!   the expression; it never renders as an empty string that could still name a resource. For
+//!   a value that may be absent on purpose, give a default with Rhai's `??`:
+//!   `${finding.user_name ?? "unknown"}`, `${finding.x ?? ""}`.
 
 mod error;
+mod inline;
 mod lex;
+mod reads;
 mod stack;
 mod template;
 mod value;
@@ -53,6 +62,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, OptimizationLevel, Scope, AST, FLOAT,
 use serde_json::Value;
 
 pub use error::{BudgetLimit, ScriptError};
+pub(crate) use reads::Reads;
 pub use template::Template;
 
 use template::Part;
@@ -78,6 +88,17 @@ const STACK_PER_NESTING_LEVEL: usize = if cfg!(debug_assertions) {
 
 /// Stack for everything but nested values: Rhai's evaluator at the maximum call depth.
 const STACK_BASE: usize = 8 * 1024 * 1024;
+
+/// Stack for everything but nested values when a script runs inline (`inline`: no script
+/// function, closures one call deep). Rhai 1.27 was measured to need under 16 KiB (release) and
+/// 96 KiB (debug) for expressions at the deepest nesting the compile limits allow, closures
+/// included; this is several times that. The test `inline_evaluations_fit_their_stack` runs the
+/// worst cases in exactly the budget this and [`STACK_PER_NESTING_LEVEL`] give.
+const INLINE_STACK_BASE: usize = if cfg!(debug_assertions) {
+    512 * 1024
+} else {
+    256 * 1024
+};
 
 /// The most bytes of one `print`/`debug` line that reach the log.
 const MAX_LOG_BYTES: usize = 512;
@@ -235,7 +256,11 @@ impl Sandbox {
             .set_max_functions(limits.max_functions)
             .set_strict_variables(true)
             .set_optimization_level(OptimizationLevel::Simple)
-            .disable_symbol("eval");
+            .disable_symbol("eval")
+            // `f.curry(f)` copies `f` with everything already curried into it: a handful of
+            // calls doubles it past any memory, inside one operation, unseen by the size limits
+            // (which do not count curried values) and by the clock.
+            .disable_symbol("curry");
 
         engine.on_progress(|ops| {
             if ops % CLOCK_EVERY_OPS != 0 {
@@ -296,27 +321,41 @@ impl Sandbox {
             .core
             .engine
             .compile_with_scope(&self.core.compile_scope, source)
-            .map_err(|e| ScriptError::from_parse(&e, &self.core.limits))?;
+            .map_err(|e| {
+                // A disabled keyword after a dot reads to Rhai as a missing property name.
+                if matches!(e.err_type(), rhai::ParseErrorType::PropertyExpected)
+                    && lex::word_at(source, e.position()) == Some("curry")
+                {
+                    return ScriptError::syntax_at(e.position(), error::unavailable("curry"));
+                }
+                ScriptError::from_parse(&e, &self.core.limits)
+            })?;
         Ok(Script {
             source: source.into(),
             ast: Arc::new(ast),
             step_refs: lex::step_refs(source).into(),
+            growth: inline::growth(source),
+            reads: Arc::new(VARIABLES.map(|name| reads::reads(source, name))),
         })
     }
 
     /// Evaluates a compiled script against `ctx` and returns its value as JSON.
     ///
     /// Blocks the caller until the script ends, at most [`Limits::time`] later. The script runs
-    /// on a stack large enough for any value the limits allow (a deeply nested value would
-    /// overflow a tokio worker's 2 MiB stack and abort the process).
+    /// on a stack large enough for any value it can hold (a deeply nested value would overflow
+    /// a tokio worker's 2 MiB stack and abort the process): the caller's own when the script's
+    /// shape bounds that nesting and enough of it is left, otherwise one sized for the deepest
+    /// value the limits allow.
     pub fn eval(&self, script: &Script, ctx: &Context) -> Result<Value, ScriptError> {
-        self.stack.run(|| self.core.eval_json(script, ctx))
+        let inline = self.inline_stack(script.growth, ctx);
+        self.stack.run(inline, || self.core.eval_json(script, ctx))
     }
 
     /// Evaluates a compiled script that must yield `true` or `false` (a trigger condition).
     /// Any other value, `()` included, is a [`ScriptError::Type`].
     pub fn eval_bool(&self, script: &Script, ctx: &Context) -> Result<bool, ScriptError> {
-        self.stack.run(|| {
+        let inline = self.inline_stack(script.growth, ctx);
+        self.stack.run(inline, || {
             let result = self.core.eval_dynamic(script, ctx)?;
             result.as_bool().map_err(|_| {
                 ScriptError::Type(format!(
@@ -353,8 +392,26 @@ impl Sandbox {
         match &*template.parts {
             [] => Ok(Value::String(String::new())),
             [Part::Literal(text)] => Ok(Value::String(text.clone())),
-            _ => self.stack.run(|| self.core.render(template, ctx)),
+            parts => {
+                // Inline only if every expression of the template may be.
+                let growth = parts.iter().try_fold(0, |most, part| match part {
+                    Part::Literal(_) => Some(most),
+                    Part::Expr(script) => script.growth.map(|g| g.max(most)),
+                });
+                let inline = self.inline_stack(growth, ctx);
+                self.stack.run(inline, || self.core.render(template, ctx))
+            }
         }
+    }
+
+    /// The stack an evaluation needs to run on the caller's stack: `None` when the script's
+    /// nesting growth is unbounded (see `inline`); otherwise enough for Rhai's evaluator plus
+    /// every level of the deepest value the script can hold.
+    fn inline_stack(&self, growth: Option<usize>, ctx: &Context) -> Option<usize> {
+        let levels = ctx.depth.checked_add(growth?)?.checked_add(1)?;
+        STACK_PER_NESTING_LEVEL
+            .checked_mul(levels)?
+            .checked_add(INLINE_STACK_BASE)
     }
 }
 
@@ -386,15 +443,17 @@ impl Core {
         Ok(Value::String(out))
     }
 
-    /// [`Sandbox::eval`] with runtime errors naming the `${...}` they come from.
+    /// [`Sandbox::eval`] with runtime errors naming the `${...}` they come from; `()` is an
+    /// error (see `template`).
     fn eval_in_template(&self, script: &Script, ctx: &Context) -> Result<Value, ScriptError> {
-        self.eval_json(script, ctx).map_err(|e| match e {
+        let value = self.eval_json(script, ctx).map_err(|e| match e {
             ScriptError::Runtime(message) => ScriptError::Runtime(format!(
                 "in ${{{}}}: {message}",
                 value::truncate(script.source(), 80)
             )),
             other => other,
-        })
+        })?;
+        template::require_value(value, script.source())
     }
 
     /// Evaluates and converts to JSON, on the current thread.
@@ -406,10 +465,15 @@ impl Core {
     /// Evaluates on the current thread.
     fn eval_dynamic(&self, script: &Script, ctx: &Context) -> Result<Dynamic, ScriptError> {
         // The scope is rebuilt per evaluation from the already-converted values: a script may
-        // modify its variables, and no evaluation may see another's changes.
+        // modify its variables, and no evaluation may see another's changes. Only what the
+        // script can read is copied.
         let mut scope = Scope::new();
-        for (name, value) in VARIABLES.iter().zip(ctx.values.iter()) {
-            scope.push_dynamic(*name, value.clone());
+        for ((name, value), reads) in VARIABLES
+            .iter()
+            .zip(ctx.values.iter())
+            .zip(script.reads.iter())
+        {
+            scope.push_dynamic(*name, reads.pick(value));
         }
         let _deadline = DeadlineGuard::start(self.limits.time);
         self.engine
@@ -424,6 +488,11 @@ pub struct Script {
     source: Arc<str>,
     ast: Arc<AST>,
     step_refs: Arc<[String]>,
+    /// How many levels of nesting the script can add to its context's values, when its shape
+    /// bounds that (`inline`); then it may run on the caller's stack.
+    growth: Option<usize>,
+    /// What it reads of each variable, in [`VARIABLES`] order.
+    reads: Arc<[Reads; 5]>,
 }
 
 impl std::fmt::Debug for Script {
@@ -446,6 +515,16 @@ impl Script {
         self.step_refs.to_vec()
     }
 
+    /// What the script reads of context variable `name` (`Reads::All` for a name that is
+    /// not one of the five).
+    pub(crate) fn reads(&self, name: &str) -> &Reads {
+        VARIABLES
+            .iter()
+            .position(|v| *v == name)
+            .and_then(|i| self.reads.get(i))
+            .unwrap_or(&Reads::All)
+    }
+
     /// Whether the script's text mentions `name` as a whole word. Callers use it to skip
     /// converting variables a script cannot read; a mention inside a string or comment only
     /// costs a conversion that was not needed.
@@ -465,6 +544,10 @@ impl Script {
 pub struct Context {
     /// In [`VARIABLES`] order; shared, so cloning a context is cheap.
     values: Arc<[Dynamic; 5]>,
+    /// How deeply each value nests (at most `value::MAX_DEPTH`).
+    depths: [usize; 5],
+    /// The largest of `depths`.
+    depth: usize,
 }
 
 impl Default for Context {
@@ -472,6 +555,8 @@ impl Default for Context {
     fn default() -> Context {
         Context {
             values: Arc::new(std::array::from_fn(|_| Dynamic::from_map(rhai::Map::new()))),
+            depths: [0; 5],
+            depth: 0,
         }
     }
 }
@@ -486,8 +571,12 @@ impl Context {
         steps: &Value,
         run: &Value,
     ) -> Context {
+        let converted = [event, finding, vars, steps, run].map(value::json_to_dynamic);
+        let depths = converted.each_ref().map(|(_, depth)| *depth);
         Context {
-            values: Arc::new([event, finding, vars, steps, run].map(value::json_to_dynamic)),
+            values: Arc::new(converted.map(|(value, _)| value)),
+            depths,
+            depth: depths.into_iter().max().unwrap_or(0),
         }
     }
 
@@ -517,7 +606,10 @@ impl Context {
     }
 
     fn with(mut self, index: usize, value: &Value) -> Context {
-        Arc::make_mut(&mut self.values)[index] = value::json_to_dynamic(value);
+        let (converted, depth) = value::json_to_dynamic(value);
+        Arc::make_mut(&mut self.values)[index] = converted;
+        self.depths[index] = depth;
+        self.depth = self.depths.into_iter().max().unwrap_or(0);
         self
     }
 }
@@ -780,6 +872,28 @@ mod tests {
     }
 
     #[test]
+    fn curry_is_unavailable() {
+        // Each `f.curry(f)` doubled `f` (30 calls took minutes and gigabytes in one operation).
+        let sb = sandbox();
+        for src in [
+            r#"curry(Fn("x"), 1)"#,
+            r#"let f = Fn("x"); for i in 0..40 { f = f.curry(f); } 1"#,
+        ] {
+            match run(&sb, src) {
+                Err(ScriptError::Syntax { message, .. }) => {
+                    assert!(message.contains("curry"), "{message}")
+                }
+                other => panic!("{src}: expected a syntax error, got {other:?}"),
+            }
+        }
+        // Closures still capture variables (Rhai curries captured values internally).
+        assert_eq!(
+            run(&sb, "let k = 2; [1, 2].map(|x| x * k)"),
+            Ok(json!([2, 4]))
+        );
+    }
+
+    #[test]
     fn import_does_not_compile() {
         let sb = sandbox();
         match run(&sb, r#"import "x" as y; y::f()"#) {
@@ -1005,7 +1119,22 @@ mod tests {
             render(&sb, "${finding.id}${finding.count}"),
             Ok(json!("f-13"))
         );
-        assert_eq!(render(&sb, "[${finding.nope}]"), Ok(json!("[]")));
+        // A missing field is an error naming the expression, never an empty string; `??` gives
+        // an optional value on purpose.
+        for text in [
+            "[${finding.nope}]",
+            "${finding.nope}",
+            "i-${ if false { 1 } }",
+            "${finding.resources.filter(|r| r.type == \"AccessKey\")[0].id}",
+            "${finding.resources[1].id}",
+        ] {
+            match render(&sb, text) {
+                Err(ScriptError::Runtime(m)) => assert!(m.starts_with("in ${"), "{m}"),
+                other => panic!("{text}: expected an error, got {other:?}"),
+            }
+        }
+        assert_eq!(render(&sb, "[${finding.nope ?? \"\"}]"), Ok(json!("[]")));
+        assert_eq!(render(&sb, "${finding.nope ?? 5}"), Ok(json!(5)));
         assert_eq!(render(&sb, "m=${ #{a: 1} }"), Ok(json!("m={\"a\":1}")));
         assert_eq!(
             render(&sb, r#"${ "a}b" } and ${ '}' }"#),

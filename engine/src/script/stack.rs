@@ -12,7 +12,8 @@
 //! reserved, pages touched only as deep as the script goes. Measured in the ingest benchmark,
 //! one trigger evaluation cost 107 us through a pool of big-stack threads (a hand-off and a
 //! wake-up each way, slow on a loaded machine) and 29 us this way; a thread per call cost
-//! 300-600 us.
+//! 300-600 us. Scripts whose nesting `inline` bounds skip the switch when the caller's stack
+//! suffices.
 
 /// Runs evaluations on a deep stack.
 pub(super) struct DeepStack {
@@ -25,9 +26,14 @@ impl DeepStack {
         DeepStack { size }
     }
 
-    /// Runs `f` on a stack of the configured size, on this thread. A panic inside `f` unwinds
-    /// to the caller as usual.
-    pub(super) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
-        stacker::grow(self.size, f)
+    /// Runs `f` on this thread: on the caller's stack when `inline` is `Some(need)` and at
+    /// least `need` bytes of it are left, otherwise on a stack of the configured size. A panic
+    /// inside `f` unwinds to the caller as usual.
+    pub(super) fn run<R>(&self, inline: Option<usize>, f: impl FnOnce() -> R) -> R {
+        match inline {
+            // `maybe_grow` runs `f` in place when the remaining stack is known and large enough.
+            Some(need) => stacker::maybe_grow(need, self.size, f),
+            None => stacker::grow(self.size, f),
+        }
     }
 }

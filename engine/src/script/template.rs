@@ -4,6 +4,11 @@
 //! template text the playbook author wrote is ever parsed: the *values* an expression yields
 //! (finding fields, which attackers influence) are inserted as data and never scanned for
 //! `${` again.
+//!
+//! An expression whose value is `()` (a missing field, JSON `null`, an `if` without `else` that
+//! did not run) is an error naming the expression, never an empty string: `i-${x}` with `x`
+//! missing would otherwise still name something, and an empty parameter can select more than
+//! meant. An author who wants an optional value says so with a default: `${finding.x ?? ""}`.
 
 use std::sync::Arc;
 
@@ -159,12 +164,27 @@ pub(crate) fn shift_error(err: ScriptError, text: &str, offset: usize) -> Script
     }
 }
 
-/// A rendered value spliced into a larger string: strings verbatim, `null` as nothing, other
-/// values as compact JSON.
+/// One `${...}` expression's value, refused when it is `()` (JSON `null`), see the module
+/// docs. `source` is the expression as written, quoted (truncated) in the error.
+pub(crate) fn require_value(
+    value: serde_json::Value,
+    source: &str,
+) -> Result<serde_json::Value, ScriptError> {
+    if value.is_null() {
+        return Err(ScriptError::Runtime(format!(
+            "in ${{{}}}: the value is () (a missing field or no value), and a template never \
+             inserts nothing; where an absent value is meant, give a default: `${{x ?? \"\"}}`",
+            super::value::truncate(source.trim(), 80)
+        )));
+    }
+    Ok(value)
+}
+
+/// A rendered value (never `null`, see [`require_value`]) spliced into a larger string: strings
+/// verbatim, other values as compact JSON.
 pub(crate) fn stringify(value: &serde_json::Value, out: &mut String) {
     match value {
         serde_json::Value::String(s) => out.push_str(s),
-        serde_json::Value::Null => {}
         other => out.push_str(&other.to_string()),
     }
 }

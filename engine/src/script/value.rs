@@ -13,16 +13,19 @@ use serde_json::{Number, Value};
 /// 2 MiB thread stack.
 pub(crate) const MAX_DEPTH: usize = 128;
 
-/// Converts a JSON value into a Rhai value.
+/// Converts a JSON value into a Rhai value, and says how deeply it nests (a scalar is 0, an
+/// array or map of scalars 1).
 ///
 /// Integers that fit in `i64` become `INT` and every other number `FLOAT` (so `u64` values above
 /// `i64::MAX` lose precision rather than fail). Values nested deeper than [`MAX_DEPTH`] are
 /// replaced by `()`: a finding built that way is not one AWS produced.
-pub(crate) fn json_to_dynamic(value: &Value) -> Dynamic {
-    json_to_dynamic_at(value, 0)
+pub(crate) fn json_to_dynamic(value: &Value) -> (Dynamic, usize) {
+    let mut deepest = 0;
+    let converted = json_to_dynamic_at(value, 0, &mut deepest);
+    (converted, deepest)
 }
 
-fn json_to_dynamic_at(value: &Value, depth: usize) -> Dynamic {
+fn json_to_dynamic_at(value: &Value, depth: usize, deepest: &mut usize) -> Dynamic {
     if depth > MAX_DEPTH {
         tracing::warn!(
             max_depth = MAX_DEPTH,
@@ -30,6 +33,7 @@ fn json_to_dynamic_at(value: &Value, depth: usize) -> Dynamic {
         );
         return Dynamic::UNIT;
     }
+    *deepest = (*deepest).max(depth);
     match value {
         Value::Null => Dynamic::UNIT,
         Value::Bool(b) => Dynamic::from_bool(*b),
@@ -38,13 +42,16 @@ fn json_to_dynamic_at(value: &Value, depth: usize) -> Dynamic {
         Value::Array(items) => Dynamic::from_array(
             items
                 .iter()
-                .map(|item| json_to_dynamic_at(item, depth + 1))
+                .map(|item| json_to_dynamic_at(item, depth + 1, deepest))
                 .collect::<Array>(),
         ),
         Value::Object(entries) => {
             let mut map = Map::new();
             for (key, item) in entries {
-                map.insert(key.as_str().into(), json_to_dynamic_at(item, depth + 1));
+                map.insert(
+                    key.as_str().into(),
+                    json_to_dynamic_at(item, depth + 1, deepest),
+                );
             }
             Dynamic::from_map(map)
         }
@@ -185,7 +192,9 @@ mod tests {
     #[test]
     fn json_round_trips_through_rhai() {
         let v = json!({"a": [1, 2.5, "x", null, true], "b-c": {"d": -3}, "big": u64::MAX});
-        let back = dynamic_to_json(json_to_dynamic(&v)).expect("convertible");
+        let (d, depth) = json_to_dynamic(&v);
+        assert_eq!(depth, 2);
+        let back = dynamic_to_json(d).expect("convertible");
         assert_eq!(back["a"], json!([1, 2.5, "x", null, true]));
         assert_eq!(back["b-c"], json!({"d": -3}));
         // u64::MAX does not fit an INT: it comes back as the nearest float.
@@ -198,7 +207,8 @@ mod tests {
         for _ in 0..1_000 {
             v = json!([v]);
         }
-        let d = json_to_dynamic(&v);
+        let (d, depth) = json_to_dynamic(&v);
+        assert_eq!(depth, MAX_DEPTH);
         // Converting back stops at the same bound with an error rather than recursing on.
         assert!(dynamic_to_json(d).is_err());
     }
