@@ -15,6 +15,7 @@ use cordon_engine::journal::SledJournal;
 use cordon_engine::playbook::{LoadError, PlaybookSet};
 use cordon_engine::runner::Runner;
 use cordon_engine::script::{Limits, Sandbox};
+use cordon_engine::secret::Secret;
 use cordon_simulator::SimCloud;
 use serde::Deserialize;
 
@@ -33,6 +34,75 @@ pub struct Config {
     pub settings: Settings,
     /// How to reach AWS accounts (`--cloud aws`).
     pub aws: AwsSettings,
+    /// `cordon serve`.
+    pub server: ServerConfig,
+}
+
+/// The `server:` section of `cordon.yaml`. Intake credentials may instead come from the
+/// environment: `CORDON_API_KEY`, and `CORDON_BASIC_AUTH` as `user:password`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on (`--listen` wins). Default `127.0.0.1:8080`: put a TLS-terminating
+    /// proxy in front for EventBridge, which calls only HTTPS endpoints.
+    pub listen: Option<String>,
+    /// The header an EventBridge connection's API-key auth sends (`ApiKeyName`).
+    pub api_key_header: String,
+    /// The API key (`ApiKeyValue`).
+    pub api_key: Option<Secret>,
+    /// HTTP Basic credentials as `user:password`.
+    pub basic: Option<Secret>,
+    /// Runs driven at once, per account, and queued.
+    pub limits: dispatch::Limits,
+    /// How long SIGTERM waits for steps under way, e.g. `30s`.
+    pub grace: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            listen: None,
+            api_key_header: "x-cordon-api-key".into(),
+            api_key: None,
+            basic: None,
+            limits: dispatch::Limits::default(),
+            grace: "30s".into(),
+        }
+    }
+}
+
+/// The cloud a command acts on, beside the engine's view of it ([`Cloud`]).
+pub enum Acting {
+    /// The simulated organization (its world file inside the journal directory).
+    Sim(Arc<SimCloud>),
+    /// AWS.
+    Aws(Arc<AwsCloud>),
+}
+
+impl Acting {
+    /// The simulated organization, when acting on it.
+    pub fn sim(&self) -> Option<&SimCloud> {
+        match self {
+            Acting::Sim(s) => Some(s),
+            Acting::Aws(_) => None,
+        }
+    }
+
+    /// `sim` or `aws`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Acting::Sim(_) => "sim",
+            Acting::Aws(_) => "aws",
+        }
+    }
+
+    /// Whether the cloud answers: always for the simulator; STS GetCallerIdentity for AWS.
+    pub async fn reachable(&self) -> Result<(), String> {
+        match self {
+            Acting::Sim(_) => Ok(()),
+            Acting::Aws(aws) => aws.caller_identity().await.map(|_| ()),
+        }
+    }
 }
 
 /// Everything a command may need, built lazily.
@@ -125,7 +195,7 @@ impl App {
     /// simulated world (`<journal>/sim-world.json`), so two journals in one folder never share
     /// a world. Both live inside the journal directory beside sled's own files (sled only
     /// touches `conf`, `db`, `blobs/` and `snap.*`).
-    pub async fn cloud(&self, recorded_ok: bool) -> Result<(Cloud, Option<Arc<SimCloud>>)> {
+    pub async fn cloud(&self, recorded_ok: bool) -> Result<(Cloud, Acting)> {
         let dir = self.journal_dir();
         adopt_legacy_files(&dir)?;
         let marker = dir.join("cloud");
@@ -165,13 +235,16 @@ impl App {
                 let sim =
                     Arc::new(SimCloud::open(&world)?.with_delay(Duration::from_millis(delay)));
                 tracing::info!(cloud = "sim", world = %world.display(), "Acting on the simulated organization");
-                Ok((Cloud::from_one(sim.clone()), Some(sim)))
+                Ok((Cloud::from_one(sim.clone()), Acting::Sim(sim)))
             }
             CloudKind::Aws => {
                 let aws = Arc::new(AwsCloud::from_env(self.config.aws.clone()).await);
                 tracing::info!(cloud = "aws", role = %self.config.aws.role_arn, "Acting on AWS");
                 // Until a chat connector is configured, messages are logged, not lost.
-                Ok((Cloud::with_chat(aws, Arc::new(LogChat)), None))
+                Ok((
+                    Cloud::with_chat(aws.clone(), Arc::new(LogChat)),
+                    Acting::Aws(aws),
+                ))
             }
         }
     }
@@ -184,17 +257,24 @@ impl App {
         Ok(SledJournal::open(&dir)?)
     }
 
-    /// A dispatcher driving runs in this process over the journal.
-    pub fn dispatcher(&self, cloud: Cloud, playbooks: PlaybookSet) -> Result<Dispatcher> {
-        let runner = Runner::new(
+    /// A runner over the journal, on the system clock.
+    pub fn runner(&self, cloud: Cloud, playbooks: PlaybookSet) -> Result<Runner> {
+        Ok(Runner::new(
             Arc::new(self.journal()?),
             cloud,
             self.config.settings.clone(),
             self.sandbox.clone(),
             Arc::new(playbooks),
             Arc::new(SystemClock),
-        );
-        Ok(Dispatcher::new(runner, dispatch::Limits::default()))
+        ))
+    }
+
+    /// A dispatcher driving runs in this process over the journal, with the configured limits.
+    pub fn dispatcher(&self, cloud: Cloud, playbooks: PlaybookSet) -> Result<Dispatcher> {
+        Ok(Dispatcher::new(
+            self.runner(cloud, playbooks)?,
+            self.config.server.limits,
+        ))
     }
 }
 

@@ -133,6 +133,15 @@ pub enum Command {
         #[arg(long = "for", default_value = "both")]
         whose: PolicyFor,
     },
+    /// The always-on runner: take findings from EventBridge (HTTP API destination) and contain
+    /// them; approve and release through the admin API the other commands use meanwhile.
+    /// Intake credentials: CORDON_API_KEY (header x-cordon-api-key) or
+    /// CORDON_BASIC_AUTH=user:password. Stop with SIGTERM; SIGHUP reloads the playbooks.
+    Serve {
+        /// Address to listen on (default: the config's server.listen, else 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+    },
     /// Set up EventBridge delivery of findings to `cordon serve`.
     Eventbridge {
         #[command(subcommand)]

@@ -20,7 +20,9 @@ use crate::app::{App, PlaybookErrors};
 use crate::args::CloudKind;
 use crate::embedded;
 use crate::out::{self, errln, outln};
+use crate::remote::{self, Remote, Runs};
 use crate::render;
+use crate::server;
 
 /// Exit code when a run failed, was denied or needs attention.
 pub const EXIT_RUN_FAILED: i32 = 3;
@@ -185,12 +187,12 @@ pub async fn run(
     if dry_run {
         return dry(app, set, fes, playbook, as_json).map(|code| parsed.exit(code));
     }
-    let (cloud, sim) = app.cloud(false).await?;
+    let (cloud, acting) = app.cloud(false).await?;
     let dispatcher = app.dispatcher(cloud, set)?;
     let mut report = Vec::new();
     let mut code = 0;
     for fe in fes {
-        seed(sim.as_deref(), fe)?;
+        seed(acting.sim(), fe)?;
         let submitted = match playbook {
             Some(id) => {
                 let pb = dispatcher
@@ -300,16 +302,19 @@ fn exit_for(state: RunState) -> i32 {
 }
 
 pub async fn runs_list(app: &App, as_json: bool) -> Result<i32> {
-    let journal = app.journal()?;
-    let mut runs = Vec::new();
-    for id in journal.ids().await? {
-        if let Some(r) = journal.get(&id).await? {
-            runs.push(json!({
-                "id": r.id, "playbook": r.playbook, "state": r.state, "account": r.account,
-                "finding": r.finding.get("id"), "created_ms": r.created_ms, "updated_ms": r.updated_ms,
-            }));
+    let runs = match remote::runs(app)? {
+        Runs::Server(remote) => remote.list().await?,
+        Runs::Local => {
+            let journal = app.journal()?;
+            let mut runs = Vec::new();
+            for id in journal.ids().await? {
+                if let Some(r) = journal.get(&id).await? {
+                    runs.push(server::summary(&r));
+                }
+            }
+            runs
         }
-    }
+    };
     if as_json {
         out::json(&runs)?;
     } else {
@@ -319,12 +324,17 @@ pub async fn runs_list(app: &App, as_json: bool) -> Result<i32> {
 }
 
 pub async fn runs_show(app: &App, id: &str, as_json: bool) -> Result<i32> {
-    let journal = app.journal()?;
-    let run = journal
-        .get(id)
-        .await?
-        .ok_or_else(|| anyhow!("no run {id} in {}", app.journal_dir().display()))?;
-    let timeline = journal.timeline(id).await?;
+    let (run, timeline) = match remote::runs(app)? {
+        Runs::Server(remote) => remote.show(id).await?,
+        Runs::Local => {
+            let journal = app.journal()?;
+            let run = journal
+                .get(id)
+                .await?
+                .ok_or_else(|| anyhow!("no run {id} in {}", app.journal_dir().display()))?;
+            (run, journal.timeline(id).await?)
+        }
+    };
     if as_json {
         let mut v = serde_json::to_value(&run)?;
         if let Some(o) = v.as_object_mut() {
@@ -339,11 +349,15 @@ pub async fn runs_show(app: &App, id: &str, as_json: bool) -> Result<i32> {
 }
 
 pub async fn approve(app: &App, run: &str, step: &str, deny: bool, by: &str) -> Result<i32> {
-    let dispatcher = acting_dispatcher(app).await?;
-    let decided = dispatcher.decide(run, step, !deny, by).await?;
-    let state = match decided {
-        RunState::Running => dispatcher.wait(run).await?,
-        other => other,
+    let state = match remote::runs(app)? {
+        Runs::Server(remote) => remote.approve(run, step, !deny, by).await?,
+        Runs::Local => {
+            let dispatcher = acting_dispatcher(app).await?;
+            match dispatcher.decide(run, step, !deny, by).await? {
+                RunState::Running => dispatcher.wait(run).await?,
+                other => other,
+            }
+        }
     };
     outln!(
         "run {run}: step {step} {} by {by}; run is {}",
@@ -354,14 +368,20 @@ pub async fn approve(app: &App, run: &str, step: &str, deny: bool, by: &str) -> 
 }
 
 pub async fn release(app: &App, run: &str, by: &str) -> Result<i32> {
-    let dispatcher = acting_dispatcher(app).await?;
-    let state = dispatcher.release(run, by).await?;
-    let r = dispatcher
-        .runner()
-        .journal()
-        .get(run)
-        .await?
-        .ok_or_else(|| anyhow!("no run {run}"))?;
+    let (state, r) = match remote::runs(app)? {
+        Runs::Server(remote) => remote.release(run, by).await?,
+        Runs::Local => {
+            let dispatcher = acting_dispatcher(app).await?;
+            let state = dispatcher.release(run, by).await?;
+            let r = dispatcher
+                .runner()
+                .journal()
+                .get(run)
+                .await?
+                .ok_or_else(|| anyhow!("no run {run}"))?;
+            (state, r)
+        }
+    };
     render::release(&r)?;
     Ok(exit_for(state))
 }
@@ -369,6 +389,9 @@ pub async fn release(app: &App, run: &str, by: &str) -> Result<i32> {
 /// Applies approval timeouts that passed, then drives every unfinished run; says for each run
 /// what happened, or that there was nothing to do.
 pub async fn resume(app: &App) -> Result<i32> {
+    if let Runs::Server(remote) = remote::runs(app)? {
+        return resume_remote(app, &remote).await;
+    }
     let dispatcher = acting_dispatcher(app).await?;
     let resumed = dispatcher.start().await?;
     dispatcher.idle().await;
@@ -411,6 +434,36 @@ pub async fn resume(app: &App) -> Result<i32> {
 async fn acting_dispatcher(app: &App) -> Result<Dispatcher> {
     let (cloud, _) = app.cloud(true).await?;
     app.dispatcher(cloud, app.playbooks()?)
+}
+
+/// `resume` while a server holds the journal: the server resumed its runs at start; this asks
+/// it to apply timeouts and pick up open runs again, and says what it did.
+async fn resume_remote(app: &App, remote: &Remote) -> Result<i32> {
+    let resumed = remote.resume().await?;
+    let mut code = 0;
+    let expired = resumed["expired"].as_array().cloned().unwrap_or_default();
+    for e in &expired {
+        let id = e["run_id"].as_str().unwrap_or_default();
+        let (run, _) = remote.show(id).await?;
+        let what = format!(
+            "approval step {} timed out; its default ({}) was applied",
+            e["step"].as_str().unwrap_or_default(),
+            if e["approved"] == true {
+                "approve"
+            } else {
+                "deny"
+            }
+        );
+        render::resumed(&run, &what)?;
+        code = code.max(exit_for(run.state));
+    }
+    let driven = resumed["driven"].as_array().map_or(0, Vec::len);
+    let waiting = resumed["waiting"].as_array().map_or(0, Vec::len);
+    outln!(
+        "cordon serve (journal {}) drives {driven} run(s); {waiting} wait(s) for approval",
+        app.journal_dir().display()
+    )?;
+    Ok(code)
 }
 
 pub fn actions_list(as_json: bool) -> Result<i32> {

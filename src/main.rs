@@ -6,7 +6,9 @@ mod commands;
 mod deploy;
 mod embedded;
 mod out;
+mod remote;
 mod render;
+mod server;
 
 use std::io::IsTerminal;
 
@@ -22,8 +24,10 @@ use crate::out::errln;
 /// Logs on stderr. Text logs escape every field value with [`out::printable`] (a finding id
 /// holding a newline cannot forge a log line) and are coloured only on a terminal; JSON logs
 /// are escaped by serde.
-fn init_logs(format: LogFormat, verbose: u8) {
+fn init_logs(format: LogFormat, verbose: u8, serving: bool) {
     let default = match verbose {
+        // A server's log is its operator's only view: say what it does.
+        0 if serving => "info",
         0 => "warn",
         1 => "info",
         _ => "debug",
@@ -92,6 +96,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Resume => commands::resume(&app).await,
         Command::Actions { json } => commands::actions_list(json),
         Command::Policy { format, whose } => deploy::policy(&app, format, whose),
+        Command::Serve { listen } => server::serve(app, server::ServeOptions { listen }).await,
         Command::Eventbridge {
             command: EventbridgeCommand::Install(args),
         } => deploy::eventbridge_install(&app, &args).await,
@@ -100,7 +105,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 
 fn main() {
     let cli = Cli::parse();
-    init_logs(cli.global.log_format, cli.global.verbose);
+    let serving = matches!(cli.command, Command::Serve { .. });
+    init_logs(cli.global.log_format, cli.global.verbose, serving);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

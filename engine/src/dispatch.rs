@@ -28,8 +28,9 @@ use crate::playbook::{PlaybookRef, PlaybookSet};
 use crate::run::{RunState, Trigger};
 use crate::runner::{Expired, Runner, RunnerError, Submitted};
 
-/// How many runs at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How many runs at once (the config's `server.limits`; every field optional).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Runs driven at once, in all.
     pub runs: usize,
@@ -318,6 +319,11 @@ impl Dispatcher {
                 return;
             }
         }
+    }
+
+    /// Whether [`Dispatcher::shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
     }
 
     /// Stops taking work, asks every run to stop before its next step, cancels timers, and

@@ -18,6 +18,8 @@
 //! - `runner`: runs created from matches, driven step by step, approved, released.
 //! - `dispatch`: the dispatcher: runs driven as tasks under global and per-account limits, one
 //!   driver per run, approval timers, resume at start, graceful shutdown.
+//! - `intake`: one delivered event (HTTP or SQS) taken through the dispatcher, and the verdict
+//!   its transport answers with (accepted once durable, invalid for good, or retry).
 //! - `policy`: least-privilege IAM policies (and the member-role template) for the playbooks.
 
 pub mod actions;
@@ -28,6 +30,7 @@ pub mod dispatch;
 pub mod event;
 pub mod finding;
 pub mod ids;
+pub mod intake;
 pub mod journal;
 pub mod pattern;
 pub mod playbook;

@@ -89,6 +89,21 @@ pub enum StepState {
     Denied,
 }
 
+impl StepState {
+    /// Lower-case name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Started => "started",
+            StepState::Succeeded => "succeeded",
+            StepState::Failed => "failed",
+            StepState::Skipped => "skipped",
+            StepState::WaitingApproval => "waiting_approval",
+            StepState::Denied => "denied",
+        }
+    }
+}
+
 /// A human's (or a timeout's) decision on a step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {

@@ -4,7 +4,10 @@ use std::fmt;
 
 /// A secret string (an access key's secret, a token). `Debug` and `Display` print `***`, and it
 /// implements neither `Serialize` nor `Clone`, so it cannot slip into the journal or a log by
-/// accident: the only way to read it is [`Secret::expose`], which is easy to grep for.
+/// accident: the only way to read it is [`Secret::expose`], which is easy to grep for. It can be
+/// read from a config file (`Deserialize`).
+#[derive(serde::Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {

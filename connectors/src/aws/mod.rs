@@ -92,6 +92,17 @@ impl AwsCloud {
         &self.base
     }
 
+    /// Whether AWS answers with cordon's own identity: STS GetCallerIdentity (which needs no
+    /// permission). Returns the caller's ARN, or why not (no credentials, endpoint unreachable).
+    pub async fn caller_identity(&self) -> Result<String, String> {
+        aws_sdk_sts::Client::new(&self.base)
+            .get_caller_identity()
+            .send()
+            .await
+            .map(|o| o.arn.unwrap_or_default())
+            .map_err(|e| aws_smithy_types::error::display::DisplayErrorContext(e).to_string())
+    }
+
     /// A client for the target's account: its session, its region, the call metered.
     async fn client<C>(
         &self,

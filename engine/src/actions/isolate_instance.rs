@@ -111,10 +111,19 @@ async fn ensure_group(
             } else {
                 "isolation: no rules"
             };
-            let id = ec2
+            match ec2
                 .create_security_group(t, vpc, name, &format!("cordon {what}"))
-                .await?;
-            describe_group(ctx, &id).await?
+                .await
+            {
+                Ok(id) => describe_group(ctx, &id).await?,
+                // Runs isolating two instances of one VPC at once both find no group and both
+                // create it; the second gets InvalidGroup.Duplicate. Use the group the other
+                // run made; any other failure stands.
+                Err(e) => match ec2.find_security_group(t, vpc, name).await? {
+                    Some(g) => g,
+                    None => return Err(e.into()),
+                },
+            }
         }
     };
     let shaped = if allow_all {
