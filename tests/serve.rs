@@ -637,9 +637,11 @@ fn a_failing_journal_answers_503_and_loses_no_accepted_run() {
     for f in &accepted {
         let run = runs.iter().find(|r| r["finding"] == f.as_str());
         let run = run.unwrap_or_else(|| panic!("accepted finding {f} has no run: {runs:?}"));
+        let id = run["id"].as_str().unwrap();
         assert!(
             ["succeeded", "needs_attention"].contains(&run["state"].as_str().unwrap()),
-            "{run}"
+            "{}",
+            s.admin(&format!("/v1/runs/{id}"))
         );
     }
     let (status, a) = s.post_json(&refused);

@@ -5,6 +5,8 @@
 //!   then each is driven by its own task, after the answer.
 //! - At most [`Limits::runs`] runs are driven at once, and at most [`Limits::per_account`] in any
 //!   one account, so one noisy account cannot starve the others or exhaust its API rate limits.
+//!   Runs on one resource (the finding's first resource, in its account) are driven one at a
+//!   time, so that two containments of one instance never interleave their calls.
 //! - One task drives a given run at a time: asking to drive a run that is being driven makes its
 //!   task go round once more instead. Releases take the same turn.
 //! - A run that stops at an approval with a timeout gets a timer on the runner's clock; when it
@@ -105,7 +107,9 @@ struct Inner {
     runner: Arc<Runner>,
     limits: Limits,
     slots: Arc<Semaphore>,
-    accounts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Per-account limits (`account:ID`, [`Limits::per_account`] permits) and per-resource
+    /// turns (`resource:ACCOUNT/ID`, one permit), while some task holds or waits for them.
+    lanes: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Runs with a task: run id -> "go round once more".
     active: Mutex<HashMap<String, bool>>,
     tasks: Tasks,
@@ -134,7 +138,7 @@ impl Dispatcher {
                 runner: Arc::new(runner),
                 limits,
                 slots: Arc::new(Semaphore::new(limits.runs)),
-                accounts: Mutex::new(HashMap::new()),
+                lanes: Mutex::new(HashMap::new()),
                 active: Mutex::new(HashMap::new()),
                 tasks: Tasks::default(),
                 shutdown: CancellationToken::new(),
@@ -188,7 +192,7 @@ impl Dispatcher {
                 self.inner.arm_timer(&id);
                 resumed.waiting.push(id);
             } else if run.state.is_unfinished() {
-                self.inner.schedule(&id, Some(run.account));
+                self.inner.schedule(&id);
                 resumed.driven.push(id);
             }
         }
@@ -254,7 +258,7 @@ impl Dispatcher {
                 .runner
                 .observer()
                 .run_created(id, &s.playbook, received);
-            self.inner.schedule(id, Some(s.account.clone()));
+            self.inner.schedule(id);
         }
     }
 
@@ -269,7 +273,7 @@ impl Dispatcher {
     ) -> Result<RunState, DispatchError> {
         let state = self.inner.runner.decide(id, step, approved, by).await?;
         if state == RunState::Running {
-            self.inner.schedule(id, None);
+            self.inner.schedule(id);
         }
         Ok(state)
     }
@@ -343,7 +347,7 @@ impl Inner {
     /// Makes sure a task drives run `id`: starts one, or tells the running one to go round
     /// again. `account` (the run's default account) picks the per-account limit; `None`
     /// reads it from the journal.
-    fn schedule(self: &Arc<Self>, id: &str, account: Option<String>) {
+    fn schedule(self: &Arc<Self>, id: &str) {
         {
             let mut active = lock(&self.active);
             if let Some(again) = active.get_mut(id) {
@@ -354,24 +358,35 @@ impl Inner {
         }
         let inner = self.clone();
         let id = id.to_string();
-        self.tasks
-            .spawn(async move { inner.drive_task(id, account).await });
+        self.tasks.spawn(async move { inner.drive_task(id).await });
     }
 
-    async fn drive_task(self: Arc<Self>, id: String, account: Option<String>) {
-        let account = match account {
-            Some(a) => a,
-            None => match self.runner.load(&id).await {
-                Ok(run) => run.account,
-                Err(e) => {
-                    tracing::error!(run_id = %id, error = %e, "Cannot load the run to drive it");
-                    String::new()
-                }
-            },
+    async fn drive_task(self: Arc<Self>, id: String) {
+        // Runs on one resource (two findings on one instance arrive together) take turns: two
+        // isolations interleaving their calls would undo each other's steps. Waiting for the
+        // resource comes first, holding nothing scarce; then the account's limit, then a slot.
+        let (account, resource) = match self.runner.load(&id).await {
+            Ok(run) => {
+                let resource = run.finding["resources"][0]["id"]
+                    .as_str()
+                    .map(|r| format!("resource:{}/{r}", run.account));
+                (format!("account:{}", run.account), resource)
+            }
+            Err(e) => {
+                tracing::error!(run_id = %id, error = %e, "Cannot load the run to drive it");
+                ("account:".to_string(), None)
+            }
         };
-        let per_account = self.account_limit(&account);
+        let per_account = self.lane(&account, self.limits.per_account);
+        let per_resource = resource.as_ref().map(|r| self.lane(r, 1));
         let permits = tokio::select! {
-            p = async { (self.slots.clone().acquire_owned().await, per_account.clone().acquire_owned().await) } => Some(p),
+            p = async {
+                let turn = match &per_resource {
+                    Some(s) => Some(s.clone().acquire_owned().await),
+                    None => None,
+                };
+                (turn, per_account.clone().acquire_owned().await, self.slots.clone().acquire_owned().await)
+            } => Some(p),
             () = self.shutdown.cancelled() => None,
         };
         let mut state = RunState::Pending;
@@ -409,26 +424,27 @@ impl Inner {
         }
         drop(permits);
         drop(per_account);
-        self.forget_account(&account);
+        drop(per_resource);
+        self.forget_lane(&account);
+        if let Some(r) = &resource {
+            self.forget_lane(r);
+        }
         self.publish(&id, state, true);
     }
 
-    fn account_limit(&self, account: &str) -> Arc<Semaphore> {
-        lock(&self.accounts)
-            .entry(account.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.limits.per_account)))
+    fn lane(&self, key: &str, permits: usize) -> Arc<Semaphore> {
+        lock(&self.lanes)
+            .entry(key.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(permits)))
             .clone()
     }
 
-    /// Drops an account's semaphore once no task holds it, so the map stays as small as the
-    /// set of accounts with runs in flight.
-    fn forget_account(&self, account: &str) {
-        let mut accounts = lock(&self.accounts);
-        if accounts
-            .get(account)
-            .is_some_and(|s| Arc::strong_count(s) == 1)
-        {
-            accounts.remove(account);
+    /// Drops a lane's semaphore once no task holds it, so the map stays as small as the set of
+    /// accounts and resources with runs in flight.
+    fn forget_lane(&self, key: &str) {
+        let mut lanes = lock(&self.lanes);
+        if lanes.get(key).is_some_and(|s| Arc::strong_count(s) == 1) {
+            lanes.remove(key);
         }
     }
 
@@ -462,7 +478,7 @@ impl Inner {
                 Ok(Some(e)) => {
                     tracing::info!(run_id = %id, step = %e.step, approved = e.approved, "Approval timed out; default applied");
                     if e.approved {
-                        inner.schedule(&id, None);
+                        inner.schedule(&id);
                     } else {
                         inner.publish(&id, RunState::Denied, true);
                     }

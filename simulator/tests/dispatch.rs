@@ -119,12 +119,13 @@ fn fixture(playbook: &str, limits: Limits) -> Fixture {
     fixture_with(playbook, limits, Arc::new(MemoryJournal::new()))
 }
 
-/// The fixture's finding, as if raised in `account` with its own id.
+/// The fixture's finding, as if raised in `account` with its own id, on its own instance.
 fn finding(f: &Fixture, account: &str, n: usize) -> FindingEvent {
     let mut fe = f.base.clone();
     fe.finding.account = account.into();
     fe.finding.id = format!("finding-{account}-{n}");
     fe.finding.dedup_id = fe.finding.id.clone();
+    fe.finding.resources[0].id = format!("i-{account}{n:05}");
     fe
 }
 
@@ -292,4 +293,30 @@ async fn a_full_queue_refuses_before_writing_anything() {
     assert_eq!(f.journal.ids().await.unwrap().len(), 2, "nothing written");
     f.dispatcher.idle().await;
     submit(&f, &third).await;
+}
+
+/// Two findings on one instance arrive together (GuardDuty often raises several): their runs
+/// take turns on the instance, while runs on other instances of the same account go on at once.
+#[tokio::test(start_paused = true)]
+async fn runs_on_one_resource_take_turns() {
+    let tell_resource = "  - id: tell\n    action: notify.chat\n    with: {text: \"${finding.resources[0].id} contained\"}\n";
+    let f = fixture(&playbook(tell_resource), Limits::default());
+    let on = |n: usize, instance: &str| {
+        let mut fe = finding(&f, "111111111111", n);
+        fe.finding.resources[0].id = instance.into();
+        fe
+    };
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(submit(&f, &on(n, "i-0aaaaaaaaaaaaaaaa")).await);
+        ids.push(submit(&f, &on(10 + n, "i-0bbbbbbbbbbbbbbbb")).await);
+    }
+    for id in &ids {
+        assert_eq!(f.dispatcher.wait(id).await.unwrap(), RunState::Succeeded);
+    }
+    let s = f.chat.state.lock().unwrap();
+    assert_eq!(s.posted.len(), 6);
+    assert_eq!(s.max_per_account["i-0aaaaaaaaaaaaaaaa"], 1, "one at a time");
+    assert_eq!(s.max_per_account["i-0bbbbbbbbbbbbbbbb"], 1, "one at a time");
+    assert_eq!(s.max_total, 2, "the two instances in parallel");
 }
