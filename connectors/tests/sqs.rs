@@ -2,7 +2,8 @@
 //! messages leave the queue; an invalid one stays until the redrive policy moves it to the
 //! dead-letter queue; a retried one comes back after the time asked for, not the visibility
 //! timeout; a slow one is never handed out twice while it is handled, and does not hold up the
-//! others; stopping finishes what is in flight and takes nothing new; receive errors back off.
+//! others; stopping finishes what is in flight and takes nothing new; receive errors back off,
+//! and a receive that never answers is given up.
 
 mod common;
 
@@ -406,4 +407,41 @@ async fn receive_errors_back_off_and_never_end_the_loop() {
     );
     assert_eq!(called.load(Ordering::SeqCst), 0);
     assert_eq!(counts.received, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receive_that_never_answers_times_out_after_its_wait() {
+    // A loopback port that accepts connections and never answers: a half-open connection.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().collect();
+        drop(held);
+    });
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let url = format!("{endpoint}/123456789012/cordon-findings");
+    let intake = Arc::new(SqsIntake::from_config(&config, &url, options(30)).unwrap());
+    let began = Instant::now();
+    let (stop, run) = start(&intake, |_body| async { Verdict::Done });
+    until(Duration::from_secs(15), "a receive error", || {
+        intake.counts().receive_errors >= 1
+    })
+    .await;
+    let took = began.elapsed();
+    stop.cancel();
+    run.await.unwrap();
+
+    // The 1 s wait plus the 5 s margin, then the attempt is given up.
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(10),
+        "gave up after {took:?}"
+    );
 }
