@@ -445,3 +445,42 @@ async fn a_receive_that_never_answers_times_out_after_its_wait() {
         "gave up after {took:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_panics_leaves_its_message_and_the_loop_goes_on() {
+    let moto = Moto::start();
+    let q = queues(&moto, 5).await;
+    q.send("boom").await;
+    q.send("fine").await;
+    let intake = intake(&moto, &q.url, options(30)).await;
+    let (stop, run) = start(&intake, |body| async move {
+        assert!(body != b"boom", "handler bug");
+        Verdict::Done
+    });
+    until(
+        Duration::from_secs(10),
+        "the panic and the other delete",
+        || {
+            let c = intake.counts();
+            c.handler_panics == 1 && c.deleted == 1
+        },
+    )
+    .await;
+    q.send("after").await;
+    until(Duration::from_secs(10), "a delete after the panic", || {
+        intake.counts().deleted == 2
+    })
+    .await;
+    stop.cancel();
+    let counts = run.await.unwrap();
+
+    assert_eq!(
+        q.depth(&q.url).await,
+        (0, 1),
+        "the panicked message is kept"
+    );
+    assert_eq!(
+        (counts.received, counts.deleted, counts.handler_panics),
+        (3, 2, 1)
+    );
+}
