@@ -1,11 +1,12 @@
 //! cordon's connectors: the real implementations of the engine's cloud and chat traits.
 //!
 //! - `aws`: [`AwsCloud`], the cloud traits over the AWS SDK, with cross-account AssumeRole,
-//!   error classification, rate limits and call accounting.
+//!   error classification, rate limits and call accounting; `aws::sqs`, the SQS intake.
 //! - `log_chat`: a chat that writes to the log, for when no chat is configured.
 
 pub mod aws;
 mod log_chat;
 
+pub use aws::sqs::{SqsCounts, SqsError, SqsIntake, SqsOptions, Verdict};
 pub use aws::{AwsCloud, AwsSettings};
 pub use log_chat::LogChat;

@@ -12,6 +12,7 @@
 //! - `org`, `iam`, `ec2`, `ssm`, `events`: one trait implementation each; `scaling`: Auto
 //!   Scaling and Elastic Load Balancing (v2).
 //! - `install`: `cordon eventbridge install`, the EventBridge delivery to `cordon serve`.
+//! - `sqs`: the SQS intake of `cordon serve --sqs-queue-url`, for deliveries through a queue.
 //!
 //! Retries: every call an action makes is sent once, with the SDK's own retry turned off, and
 //! its failure goes to the runner as a kind. The runner retries throttling always and other
@@ -31,6 +32,7 @@ mod org;
 mod scaling;
 mod session;
 mod settings;
+pub mod sqs;
 mod ssm;
 
 use std::sync::Arc;
