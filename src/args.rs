@@ -141,6 +141,10 @@ pub enum Command {
         /// Address to listen on (default: the config's server.listen, else 127.0.0.1:8080).
         #[arg(long)]
         listen: Option<String>,
+        /// Also take findings from this SQS queue (an EventBridge rule's target), long-polled
+        /// with the standard AWS credentials; for accounts that expose no inbound endpoint.
+        #[arg(long)]
+        sqs_queue_url: Option<String>,
     },
     /// Set up EventBridge delivery of findings to `cordon serve`.
     Eventbridge {

@@ -96,7 +96,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Resume => commands::resume(&app).await,
         Command::Actions { json } => commands::actions_list(json),
         Command::Policy { format, whose } => deploy::policy(&app, format, whose),
-        Command::Serve { listen } => server::serve(app, server::ServeOptions { listen }).await,
+        Command::Serve {
+            listen,
+            sqs_queue_url,
+        } => {
+            let options = server::ServeOptions {
+                listen,
+                sqs_queue_url,
+            };
+            server::serve(app, options).await
+        }
         Command::Eventbridge {
             command: EventbridgeCommand::Install(args),
         } => deploy::eventbridge_install(&app, &args).await,

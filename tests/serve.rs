@@ -650,3 +650,111 @@ fn a_failing_journal_answers_503_and_loses_no_accepted_run() {
         "taken on retry: {status} {a}"
     );
 }
+
+/// `--sqs-queue-url` against moto's SQS: a finding's message is deleted once its run is
+/// durable (and the run contains the instance); a message that can never be valid is not
+/// deleted, so the queue's redrive policy moves it to the dead-letter queue.
+#[test]
+fn findings_from_sqs_run_and_only_the_valid_messages_are_deleted() {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let moto = common::moto::Moto::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&rt.block_on(moto.config()));
+    let queue = rt.block_on(async {
+        let dlq = sqs
+            .create_queue()
+            .queue_name("cordon-dlq")
+            .send()
+            .await
+            .unwrap();
+        let dlq_arn = sqs
+            .get_queue_attributes()
+            .queue_url(dlq.queue_url().unwrap())
+            .attribute_names(A::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes()
+            .unwrap()[&A::QueueArn]
+            .clone();
+        let q = sqs
+            .create_queue()
+            .queue_name("cordon-findings")
+            .attributes(
+                A::RedrivePolicy,
+                json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}).to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let url = q.queue_url().unwrap().to_string();
+        for body in [
+            String::from_utf8(std::fs::read(fixture(DEMO)).unwrap()).unwrap(),
+            "this is not an event".to_string(),
+        ] {
+            sqs.send_message()
+                .queue_url(&url)
+                .message_body(body)
+                .send()
+                .await
+                .unwrap();
+        }
+        url
+    });
+    let c = Cordon::new();
+    let env = [
+        ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let s = serve(&c, &["--sqs-queue-url", &queue], &env);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let runs = loop {
+        let runs = s.runs();
+        if runs.first().is_some_and(|r| r["state"] == "succeeded") {
+            break runs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no run from SQS: {runs:?}\n{}",
+            log(&c)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        instance_groups(&c, "i-0961e0b3af8b3ec39").len(),
+        1,
+        "isolated"
+    );
+    // The finding's message is gone; the bad one is still in the queue (in flight until its
+    // visibility timeout ends), for the redrive policy.
+    let (visible, in_flight) = rt.block_on(async {
+        let a = sqs
+            .get_queue_attributes()
+            .queue_url(&queue)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap();
+        let a = a.attributes().unwrap();
+        let n = |k: &A| a[k].parse::<u32>().unwrap();
+        (
+            n(&A::ApproximateNumberOfMessages),
+            n(&A::ApproximateNumberOfMessagesNotVisible),
+        )
+    });
+    assert_eq!(visible + in_flight, 1, "only the invalid message is left");
+    assert!(
+        log(&c).contains("not JSON"),
+        "the reason is logged:\n{}",
+        log(&c)
+    );
+    assert!(
+        !log(&c).contains("this is not an event"),
+        "the body is not logged"
+    );
+}

@@ -7,6 +7,7 @@
 //! - `auth`: intake credentials and the admin token, compared in constant time.
 //! - `metrics`: Prometheus metrics, also the runner's observer.
 //! - `discovery`: the file in the journal directory that tells the CLI where the server is.
+//! - `sqs`: the SQS intake (`--sqs-queue-url`), through the same `engine::intake` as HTTP.
 //!
 //! Shutdown (SIGTERM, SIGINT): stop accepting, answer 503 to what arrives meanwhile, let steps
 //! under way finish within the grace period, leave the journal consistent; the next start
@@ -17,6 +18,7 @@ mod auth;
 pub mod discovery;
 mod events;
 mod metrics;
+mod sqs;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,6 +58,8 @@ pub struct Server {
 pub struct ServeOptions {
     /// `--listen`.
     pub listen: Option<String>,
+    /// `--sqs-queue-url`.
+    pub sqs_queue_url: Option<String>,
 }
 
 /// Runs the server until SIGTERM or SIGINT. Returns the exit code: 0 after a clean drain, 1 when
@@ -108,6 +112,10 @@ pub async fn serve(app: App, options: ServeOptions) -> Result<i32> {
     });
     let stop = CancellationToken::new();
     tokio::spawn(signals(server.clone(), stop.clone()));
+    let sqs = match &options.sqs_queue_url {
+        Some(url) => Some(sqs::start(server.clone(), url, stop.clone()).await?),
+        None => None,
+    };
     let http = axum::serve(listener, router(server.clone()))
         .with_graceful_shutdown(stop.clone().cancelled_owned());
     let drain = async {
@@ -116,6 +124,13 @@ pub async fn serve(app: App, options: ServeOptions) -> Result<i32> {
         dispatcher.shutdown(grace).await
     };
     let (served, drained) = tokio::join!(http, drain);
+    if let Some(task) = sqs {
+        // The SQS loop finishes the messages in hand (their answers are durable or refused by
+        // the stopped dispatcher, and then left for redelivery) before it returns.
+        if tokio::time::timeout(grace, task).await.is_err() {
+            tracing::warn!("SQS intake still busy at the end of the grace period");
+        }
+    }
     discovery::remove(&journal_dir);
     served.context("serving HTTP")?;
     if drained {

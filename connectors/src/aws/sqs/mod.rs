@@ -165,6 +165,18 @@ impl SqsIntake {
         SqsIntake::new(client, queue_url, options)
     }
 
+    /// An intake with the standard AWS configuration chain (environment, profiles,
+    /// `AWS_ENDPOINT_URL`), as [`SqsIntake::from_config`].
+    pub async fn from_env(
+        queue_url: impl Into<String>,
+        options: SqsOptions,
+    ) -> Result<SqsIntake, SqsError> {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        SqsIntake::from_config(&config, queue_url, options)
+    }
+
     /// The queue this intake reads.
     pub fn queue_url(&self) -> &str {
         &self.shared.queue_url
