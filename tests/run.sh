@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every test cordon has, from a fresh clone: formatting, then the whole workspace's unit,
+# Every test cordon has, from a fresh clone: formatting and clippy, then the whole workspace's unit,
 # integration and end-to-end tests (the real `cordon` binary, the simulated organization, the
 # kill -9 crash test, and the AWS connectors against moto's AWS API emulator on 127.0.0.1).
 #
@@ -11,4 +11,5 @@ source tests/install-moto.sh
 export CORDON_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 
 cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked

@@ -628,6 +628,22 @@ fn a_failing_journal_answers_503_and_loses_no_accepted_run() {
     }
     let refused = refused.expect("the journal filled up");
     assert!(!accepted.is_empty());
+    let ready = s
+        .http
+        .get(format!("{}/readyz", s.url))
+        .bearer_auth(&s.token)
+        .send()
+        .unwrap();
+    assert_eq!(
+        ready.status().as_u16(),
+        503,
+        "not ready once the journal refuses writes"
+    );
+    let ready: Value = ready.json().unwrap();
+    assert!(
+        ready["journal"].as_str().unwrap().contains("flush failed"),
+        "{ready}"
+    );
     s.signal("KILL");
     s.wait_exit();
     drop(s);

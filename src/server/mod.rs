@@ -255,10 +255,12 @@ async fn readyz(State(s): State<Arc<Server>>, headers: HeaderMap) -> Response {
     if !s.may_probe(&headers) {
         return events::error(StatusCode::UNAUTHORIZED, "missing or wrong credentials");
     }
-    let journal = match s.dispatcher.runner().journal().get("readyz").await {
-        Ok(_) => Ok(()),
-        Err(e) => Err(e.to_string()),
-    };
+    let journal = s.dispatcher.runner().journal();
+    let journal = match journal.health() {
+        Ok(()) => journal.get("readyz").await.map(|_| ()),
+        Err(e) => Err(e),
+    }
+    .map_err(|e| e.to_string());
     let playbooks = s.dispatcher.runner().playbooks().len();
     let cloud = s.cloud_reachable().await;
     let shutting_down = s.dispatcher.is_shutting_down();

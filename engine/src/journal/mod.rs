@@ -116,6 +116,12 @@ pub fn is_open(state: RunState) -> bool {
 /// Durable storage of runs.
 #[async_trait]
 pub trait Journal: Send + Sync {
+    /// Whether the journal takes writes: `Err` once it refuses them (a sled journal after a
+    /// failed flush), so readiness probes can say so before a write fails. Default: `Ok`.
+    fn health(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Creates `run` at version 1 with its first timeline entry, unless `admission` refuses
     /// because its dedup key already has a run; durable on return.
     async fn insert(&self, run: &Run, entry: &Entry, admission: Admission) -> Result<Inserted>;

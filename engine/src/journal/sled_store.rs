@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -153,6 +153,8 @@ pub struct SledJournal {
     queue: Option<mpsc::Sender<Request>>,
     writer: Option<JoinHandle<()>>,
     path: String,
+    /// Why the writer refuses writes, once a flush failed.
+    failed: Arc<OnceLock<String>>,
 }
 
 impl SledJournal {
@@ -190,12 +192,13 @@ impl SledJournal {
             });
         }
         let (queue, rx) = mpsc::channel();
+        let failed = Arc::new(OnceLock::new());
         let writer = Writer {
             db,
             tree: tree.clone(),
             commit,
             sequence: recovered,
-            failed: None,
+            failed: failed.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("cordon-journal".into())
@@ -206,6 +209,7 @@ impl SledJournal {
             queue: Some(queue),
             writer: Some(handle),
             path: shown,
+            failed,
         })
     }
 
@@ -299,7 +303,7 @@ struct Writer {
     sequence: u64,
     /// Set when a flush failed: sled's memory may now hold writes that are not durable, so
     /// nothing more is acknowledged; a restart recovers what is.
-    failed: Option<String>,
+    failed: Arc<OnceLock<String>>,
 }
 
 /// What this group has written so far, read before the tree so that two writes of one group
@@ -327,7 +331,7 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: Vec<Request>) {
-        if let Some(why) = &self.failed {
+        if let Some(why) = self.failed.get() {
             for r in group {
                 let _ = r.reply.send(Err(JournalError::Storage(why.clone())));
             }
@@ -359,7 +363,7 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(error = %e, "Journal flush failed; refusing further writes");
-                self.failed = Some(format!("flush failed: {e}"));
+                let _ = self.failed.set(format!("flush failed: {e}"));
                 for (reply, _) in answers {
                     let _ = reply.send(Err(JournalError::Storage(format!("flush failed: {e}"))));
                 }
@@ -486,6 +490,14 @@ fn ids_with(tree: &sled::Tree, kind: u8) -> Result<Vec<String>> {
 
 #[async_trait]
 impl Journal for SledJournal {
+    fn health(&self) -> Result<()> {
+        match self.failed.get() {
+            Some(why) => Err(JournalError::Storage(why.clone())),
+            None if self.queue.is_none() => Err(JournalError::Closed),
+            None => Ok(()),
+        }
+    }
+
     async fn insert(&self, run: &Run, entry: &Entry, admission: Admission) -> Result<Inserted> {
         let write = Write::Insert {
             id: run.id.clone(),
