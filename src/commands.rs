@@ -341,6 +341,15 @@ pub async fn runs_show(app: &App, id: &str, as_json: bool) -> Result<i32> {
 pub async fn approve(app: &App, run: &str, step: &str, deny: bool, by: &str) -> Result<i32> {
     let dispatcher = acting_dispatcher(app).await?;
     let decided = dispatcher.decide(run, step, !deny, by).await?;
+    if decided == RunState::WaitingApproval {
+        // A step that needs more than one person: say how far it got.
+        let r = dispatcher.runner().load(run).await?;
+        let (have, need) = r
+            .step(step)
+            .map_or((0, 0), |s| (s.approvals.len(), s.approvals_needed()));
+        outln!("run {run}: step {step} approved by {by}: {have} of {need} approvals; waiting for another approver")?;
+        return Ok(0);
+    }
     let state = match decided {
         RunState::Running => dispatcher.wait(run).await?,
         other => other,

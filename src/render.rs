@@ -160,7 +160,14 @@ fn steps(run: &Run) -> Result<()> {
                 .map(|o| o.to_string())
                 .unwrap_or_default(),
             StepState::WaitingApproval => {
-                format!("-> cordon approve {} {} --by NAME", run.id, st.id)
+                let need = st.approvals_needed();
+                let have = st.approvals.len();
+                let count = if need > 1 {
+                    format!(" ({have} of {need} approvals)")
+                } else {
+                    String::new()
+                };
+                format!("-> cordon approve {} {} --by NAME{count}", run.id, st.id)
             }
             _ => st.error.clone().unwrap_or_default(),
         };
