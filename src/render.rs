@@ -133,10 +133,10 @@ pub fn run_report(report: &[Value], findings: usize) -> Result<()> {
                 }
             }
             (None, "duplicate") => outln!(
-                "{}: finding {} already has run {} (duplicate delivery)",
+                "{}: nothing started for finding {}: {}",
                 s(&e["playbook"]),
                 s(&e["finding"]),
-                s(&e["run_id"])
+                s(&e["why"])
             )?,
             (None, "when_error") => outln!(
                 "{}: no run for finding {}: trigger `when` failed: {}",
