@@ -238,16 +238,18 @@ pub fn run(run: &Run, timeline: &[Entry]) -> Result<()> {
 pub fn release(run: &Run) -> Result<()> {
     outln!("run {}: {}", run.id, run.state.as_str())?;
     for st in run.steps.iter().rev().filter(|s| s.release.is_some()) {
+        let detail = st.release_detail.as_ref();
+        // A held step says in words which run still holds the resource.
+        let detail = match detail.and_then(|d| d.get("message")) {
+            Some(Value::String(m)) => m.clone(),
+            _ => detail.map(|d| d.to_string()).unwrap_or_default(),
+        };
         outln!(
-            "  {:<16} {:<26} {:?} {}",
+            "  {:<16} {:<26} {:?} {detail}",
             st.id,
             st.action,
             st.release
                 .unwrap_or(cordon_engine::run::ReleaseState::Started),
-            st.release_detail
-                .as_ref()
-                .map(|d| d.to_string())
-                .unwrap_or_default()
         )?;
     }
     if let Some(e) = &run.error {

@@ -110,6 +110,10 @@ pub enum ReleaseState {
     Done,
     /// The undo failed; `release` retries it.
     Failed,
+    /// Not undone: another live run holds the same resource contained (its id is in
+    /// `release_detail.held_by`). The last of them to be released undoes every held change,
+    /// newest first, back to the state before the first containment.
+    Held,
 }
 
 /// The journaled record of one step.

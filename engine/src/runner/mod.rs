@@ -4,6 +4,7 @@
 //! - `drive`: executing steps, with intent journaled (flushed) before every side effect.
 //! - `decide`: approvals, denials, approval timeouts.
 //! - `release`: undoing a run's containment steps, newest first.
+//! - `hold`: several runs containing one resource; only the last one's release undoes it.
 //! - `plan`: what a run would do, without doing it (`--dry-run`).
 //! - `observe`: hooks for metrics ([`Observer`]).
 //!
@@ -15,6 +16,7 @@
 
 mod decide;
 mod drive;
+mod hold;
 mod observe;
 mod plan;
 mod release;
@@ -106,6 +108,7 @@ pub struct Runner {
     ids: Arc<dyn IdSource>,
     observer: Arc<dyn Observer>,
     stop: CancellationToken,
+    holds: hold::HoldLocks,
 }
 
 impl Runner {
@@ -129,6 +132,7 @@ impl Runner {
             ids: Arc::new(RandomIds),
             observer: Arc::new(NoObserver),
             stop: CancellationToken::new(),
+            holds: hold::HoldLocks::default(),
         }
     }
 
