@@ -82,6 +82,11 @@ pub enum Command {
         /// Print the plan (playbooks, steps, parameters) and change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Run again on purpose: start a new run even though the finding already had one,
+        /// once that run has finished (failed, denied, succeeded, released). Without it a
+        /// repeat starts nothing (exit 5) and says which run the finding already has.
+        #[arg(long)]
+        rerun: bool,
         /// Who starts it (recorded for manual starts).
         #[arg(long, default_value = "cli")]
         by: String,

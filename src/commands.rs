@@ -29,6 +29,22 @@ pub const EXIT_RUN_FAILED: i32 = 3;
 /// Exit code when a playbook's trigger script (`trigger.when`) failed on a finding, so the
 /// playbook could not decide whether to run.
 pub const EXIT_TRIGGER_FAILED: i32 = 4;
+/// Exit code when `run` started nothing for a playbook because the finding already has a run
+/// of it (without `--rerun`, or with `--rerun` while that run is still open); the output names
+/// that run and its state.
+pub const EXIT_NOT_STARTED: i32 = 5;
+
+/// How `cordon run` runs.
+pub struct RunHow {
+    /// Print the plan and change nothing.
+    pub dry_run: bool,
+    /// Start again a finding whose earlier run has finished.
+    pub rerun: bool,
+    /// Who starts it.
+    pub by: String,
+    /// Print JSON.
+    pub json: bool,
+}
 
 pub fn validate(app: &App, paths: &[PathBuf]) -> Result<i32> {
     let targets: Vec<PathBuf> = if paths.is_empty() {
@@ -168,10 +184,14 @@ pub async fn run(
     app: &App,
     event: Option<&Path>,
     playbook: Option<&str>,
-    dry_run: bool,
-    by: &str,
-    as_json: bool,
+    how: &RunHow,
 ) -> Result<i32> {
+    let (dry_run, by, as_json) = (how.dry_run, how.by.as_str(), how.json);
+    let admission = if how.rerun {
+        Admission::Rerun
+    } else {
+        Admission::Deliver
+    };
     if event.is_none() && !dry_run && app.global.cloud == Some(CloudKind::Aws) {
         bail!("the built-in demo finding is for --cloud sim only; to act on AWS, give the finding: --event FILE (or - for stdin)");
     }
@@ -202,13 +222,9 @@ pub async fn run(
                     .cloned()
                     .ok_or_else(|| anyhow!("no playbook {id}"))?;
                 let trigger = Trigger::Manual { by: by.to_string() };
-                vec![
-                    dispatcher
-                        .start_run(&pb, fe, trigger, Admission::Deliver)
-                        .await?,
-                ]
+                vec![dispatcher.start_run(&pb, fe, trigger, admission).await?]
             }
-            None => dispatcher.submit(fe, Instant::now()).await?,
+            None => dispatcher.submit_as(fe, Instant::now(), admission).await?,
         };
         for s in submitted {
             let mut entry = serde_json::to_value(&s)?;
@@ -216,6 +232,12 @@ pub async fn run(
             if let Some(e) = &s.error {
                 entry["error"] = json!(e);
                 code = code.max(trigger_failed(&s.playbook, fe, e));
+            }
+            if let (Some(id), "duplicate") = (&s.run_id, s.status.as_str()) {
+                let state = dispatcher.runner().load(id).await?.state;
+                entry["existing_state"] = json!(state.as_str());
+                entry["why"] = json!(not_started(id, state, how.rerun));
+                code = code.max(EXIT_NOT_STARTED);
             }
             if let (Some(id), true) = (&s.run_id, s.created()) {
                 let state = dispatcher.wait(id).await?;
@@ -241,6 +263,21 @@ pub async fn run(
         render::run_report(&report, fes.len())?;
     }
     Ok(parsed.exit(code))
+}
+
+/// Why a run by hand started nothing: the finding already has run `id`, now in `state`.
+fn not_started(id: &str, state: RunState, rerun: bool) -> String {
+    let open = cordon_engine::journal::is_open(state);
+    let state = state.as_str();
+    match (open, rerun) {
+        (false, _) => format!("duplicate of run {id} ({state}); use --rerun to run it again"),
+        (true, false) => format!(
+            "duplicate of run {id}, which is still {state}; once it has finished, --rerun runs it again"
+        ),
+        (true, true) => format!(
+            "run {id} of this finding is still {state}; --rerun starts a new run only once it has finished (decide or release it first)"
+        ),
+    }
 }
 
 fn dry(
@@ -349,16 +386,33 @@ pub async fn runs_show(app: &App, id: &str, as_json: bool) -> Result<i32> {
 }
 
 pub async fn approve(app: &App, run: &str, step: &str, deny: bool, by: &str) -> Result<i32> {
-    let state = match remote::runs(app)? {
-        Runs::Server(remote) => remote.approve(run, step, !deny, by).await?,
+    let (state, waiting) = match remote::runs(app)? {
+        Runs::Server(remote) => match remote.approve(run, step, !deny, by).await? {
+            RunState::WaitingApproval => {
+                (RunState::WaitingApproval, Some(remote.show(run).await?.0))
+            }
+            other => (other, None),
+        },
         Runs::Local => {
             let dispatcher = acting_dispatcher(app).await?;
             match dispatcher.decide(run, step, !deny, by).await? {
-                RunState::Running => dispatcher.wait(run).await?,
-                other => other,
+                RunState::WaitingApproval => (
+                    RunState::WaitingApproval,
+                    Some(dispatcher.runner().load(run).await?),
+                ),
+                RunState::Running => (dispatcher.wait(run).await?, None),
+                other => (other, None),
             }
         }
     };
+    if let Some(r) = waiting {
+        // A step that needs more than one person: say how far it got.
+        let (have, need) = r
+            .step(step)
+            .map_or((0, 0), |s| (s.approvals.len(), s.approvals_needed()));
+        outln!("run {run}: step {step} approved by {by}: {have} of {need} approvals; waiting for another approver")?;
+        return Ok(0);
+    }
     outln!(
         "run {run}: step {step} {} by {by}; run is {}",
         if deny { "denied" } else { "approved" },

@@ -67,18 +67,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             event,
             playbook,
             dry_run,
+            rerun,
             by,
             json,
         } => {
-            commands::run(
-                &app,
-                event.as_deref(),
-                playbook.as_deref(),
+            let how = commands::RunHow {
                 dry_run,
-                &by,
+                rerun,
+                by,
                 json,
-            )
-            .await
+            };
+            commands::run(&app, event.as_deref(), playbook.as_deref(), &how).await
         }
         Command::Runs {
             command: RunsCommand::List { json },

@@ -133,10 +133,10 @@ pub fn run_report(report: &[Value], findings: usize) -> Result<()> {
                 }
             }
             (None, "duplicate") => outln!(
-                "{}: finding {} already has run {} (duplicate delivery)",
+                "{}: nothing started for finding {}: {}",
                 s(&e["playbook"]),
                 s(&e["finding"]),
-                s(&e["run_id"])
+                s(&e["why"])
             )?,
             (None, "when_error") => outln!(
                 "{}: no run for finding {}: trigger `when` failed: {}",
@@ -160,7 +160,14 @@ fn steps(run: &Run) -> Result<()> {
                 .map(|o| o.to_string())
                 .unwrap_or_default(),
             StepState::WaitingApproval => {
-                format!("-> cordon approve {} {} --by NAME", run.id, st.id)
+                let need = st.approvals_needed();
+                let have = st.approvals.len();
+                let count = if need > 1 {
+                    format!(" ({have} of {need} approvals)")
+                } else {
+                    String::new()
+                };
+                format!("-> cordon approve {} {} --by NAME{count}", run.id, st.id)
             }
             _ => st.error.clone().unwrap_or_default(),
         };
@@ -231,16 +238,18 @@ pub fn run(run: &Run, timeline: &[Entry]) -> Result<()> {
 pub fn release(run: &Run) -> Result<()> {
     outln!("run {}: {}", run.id, run.state.as_str())?;
     for st in run.steps.iter().rev().filter(|s| s.release.is_some()) {
+        let detail = st.release_detail.as_ref();
+        // A held step says in words which run still holds the resource.
+        let detail = match detail.and_then(|d| d.get("message")) {
+            Some(Value::String(m)) => m.clone(),
+            _ => detail.map(|d| d.to_string()).unwrap_or_default(),
+        };
         outln!(
-            "  {:<16} {:<26} {:?} {}",
+            "  {:<16} {:<26} {:?} {detail}",
             st.id,
             st.action,
             st.release
                 .unwrap_or(cordon_engine::run::ReleaseState::Started),
-            st.release_detail
-                .as_ref()
-                .map(|d| d.to_string())
-                .unwrap_or_default()
         )?;
     }
     if let Some(e) = &run.error {

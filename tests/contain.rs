@@ -91,10 +91,13 @@ fn isolation_swaps_every_interface_and_release_restores_it() {
     assert_eq!(chat.len(), 1);
     assert!(chat[0].as_str().unwrap().contains(DEMO_INSTANCE));
 
-    // A duplicate delivery starts nothing and changes nothing.
+    // A repeat starts nothing, changes nothing, and says so (exit 5).
     let calls_before = w["calls"].as_array().unwrap().len();
-    let again = c.ok(&["run", "--cloud", "sim"], 0);
-    assert!(again.contains("already has run"), "{again}");
+    let again = c.ok(&["run", "--cloud", "sim"], 5);
+    assert!(
+        again.contains(&format!("duplicate of run {run_id}")),
+        "{again}"
+    );
     assert_eq!(c.world()["calls"].as_array().unwrap().len(), calls_before);
 
     c.ok(&["release", run_id], 0);
@@ -414,9 +417,10 @@ fn a_finding_arriving_by_guardduty_and_security_hub_runs_once() {
             "--event",
             sh.to_str().unwrap(),
         ],
-        0,
+        5,
     );
-    assert!(second.contains("already has run"), "{second}");
+    assert!(second.contains("nothing started for finding"), "{second}");
+    assert!(second.contains("duplicate of run"), "{second}");
     assert_eq!(calls(&c.world(), "chat:post"), 1);
 }
 

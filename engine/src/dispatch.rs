@@ -210,8 +210,20 @@ impl Dispatcher {
         fe: &FindingEvent,
         received: Instant,
     ) -> Result<Vec<Submitted>, DispatchError> {
+        self.submit_as(fe, received, Admission::Deliver).await
+    }
+
+    /// [`Dispatcher::submit`] for a person who asks on purpose: with [`Admission::Rerun`], a
+    /// match whose earlier run for the finding has finished starts again (see
+    /// [`Runner::submit_as`]).
+    pub async fn submit_as(
+        &self,
+        fe: &FindingEvent,
+        received: Instant,
+        admission: Admission,
+    ) -> Result<Vec<Submitted>, DispatchError> {
         self.admit()?;
-        let submitted = self.inner.runner.submit(fe).await?;
+        let submitted = self.inner.runner.submit_as(fe, admission).await?;
         for s in &submitted {
             self.launch(s, received);
         }

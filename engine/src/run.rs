@@ -125,6 +125,10 @@ pub enum ReleaseState {
     Done,
     /// The undo failed; `release` retries it.
     Failed,
+    /// Not undone: another live run holds the same resource contained (its id is in
+    /// `release_detail.held_by`). The last of them to be released undoes every held change,
+    /// newest first, back to the state before the first containment.
+    Held,
 }
 
 /// The journaled record of one step.
@@ -156,9 +160,14 @@ pub struct StepRecord {
     /// Last error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Approval decision, for steps that wait.
+    /// The decision that ended the wait: the approval that made enough, a denial, or the
+    /// timeout's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
+    /// Every approval given so far, oldest first, one per person (a step with `approvers: N`
+    /// goes on at the N-th). Absent from records written before two-person approval.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Decision>,
     /// When a waiting approval applies its default (epoch ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
@@ -177,6 +186,18 @@ pub struct StepRecord {
 }
 
 impl StepRecord {
+    /// How many different people must approve this step before it goes on: its rendered
+    /// `approvers` parameter (validated at load, 1 to 5), else 1.
+    pub fn approvals_needed(&self) -> usize {
+        self.params
+            .as_ref()
+            .and_then(|p| p.get("approvers"))
+            .and_then(Value::as_u64)
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(1)
+            .max(1)
+    }
+
     /// A step not reached yet.
     pub fn new(id: &str, action: &str) -> StepRecord {
         StepRecord {
@@ -191,6 +212,7 @@ impl StepRecord {
             undoable: false,
             error: None,
             decision: None,
+            approvals: Vec::new(),
             deadline_ms: None,
             release: None,
             release_detail: None,

@@ -320,3 +320,98 @@ async fn runs_on_one_resource_take_turns() {
     assert_eq!(s.max_per_account["i-0bbbbbbbbbbbbbbbb"], 1, "one at a time");
     assert_eq!(s.max_total, 2, "the two instances in parallel");
 }
+
+const TWO_PERSON: &str = "  - id: ask\n    action: approval\n    with: {approvers: 2}\n";
+
+#[tokio::test(start_paused = true)]
+async fn a_two_person_step_goes_on_only_after_two_different_people_approve() {
+    let f = fixture(
+        &playbook_in("approval", &format!("{TWO_PERSON}{TELL}")),
+        Limits::default(),
+    );
+    let id = submit(&f, &finding(&f, "111111111111", 0)).await;
+    assert_eq!(
+        f.dispatcher.wait(&id).await.unwrap(),
+        RunState::WaitingApproval
+    );
+    let first = f
+        .dispatcher
+        .decide(&id, "ask", true, "alice")
+        .await
+        .unwrap();
+    assert_eq!(first, RunState::WaitingApproval, "one approval of two");
+    let twice = f.dispatcher.decide(&id, "ask", true, "ALICE").await;
+    let e = twice.unwrap_err().to_string();
+    assert!(e.contains("alice already approved step ask"), "{e}");
+    assert!(e.contains("1 of 2 approvals"), "{e}");
+    f.dispatcher.idle().await;
+    assert!(
+        f.chat.state.lock().unwrap().posted.is_empty(),
+        "nothing ran yet"
+    );
+
+    assert_eq!(
+        f.dispatcher.decide(&id, "ask", true, "bob").await.unwrap(),
+        RunState::Running
+    );
+    assert_eq!(f.dispatcher.wait(&id).await.unwrap(), RunState::Succeeded);
+    assert_eq!(f.chat.state.lock().unwrap().posted.len(), 1);
+    let run = f.journal.get(&id).await.unwrap().unwrap();
+    let who: Vec<&str> = run.steps[0]
+        .approvals
+        .iter()
+        .map(|d| d.by.as_str())
+        .collect();
+    assert_eq!(who, ["alice", "bob"]);
+    assert!(run.steps[0]
+        .approvals
+        .iter()
+        .all(|d| d.approved && d.at_ms >= START_MS));
+    assert_eq!(run.steps[0].decision.as_ref().unwrap().by, "bob");
+    let timeline: Vec<String> = f
+        .journal
+        .timeline(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.what)
+        .collect();
+    assert!(timeline.contains(
+        &"approved by alice (1 of 2 approvals); waiting for another approver".to_string()
+    ));
+    assert!(timeline.contains(&"approved by bob (2 of 2 approvals)".to_string()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_denial_denies_a_two_person_step_whoever_approved_before() {
+    let f = fixture(
+        &playbook_in("approval", &format!("{TWO_PERSON}{TELL}")),
+        Limits::default(),
+    );
+    let id = submit(&f, &finding(&f, "111111111111", 0)).await;
+    f.dispatcher.wait(&id).await.unwrap();
+    f.dispatcher
+        .decide(&id, "ask", true, "alice")
+        .await
+        .unwrap();
+    assert_eq!(
+        f.dispatcher
+            .decide(&id, "ask", false, "carol")
+            .await
+            .unwrap(),
+        RunState::Denied
+    );
+    f.dispatcher.idle().await;
+    let run = f.journal.get(&id).await.unwrap().unwrap();
+    assert_eq!(run.state, RunState::Denied);
+    assert_eq!(run.steps[0].state, StepState::Denied);
+    assert_eq!(
+        run.steps[0].approvals.len(),
+        1,
+        "alice's approval stays on record"
+    );
+    assert_eq!(run.error.as_deref(), Some("step ask denied by carol"));
+    assert!(f.chat.state.lock().unwrap().posted.is_empty());
+    let late = f.dispatcher.decide(&id, "ask", true, "bob").await;
+    assert!(late.unwrap_err().to_string().contains("denied by carol"));
+}

@@ -1,7 +1,9 @@
 //! `approval`: wait for a human decision, with a timeout and a default.
 //!
 //! The runner suspends the run at this step (journaled, so the wait survives restarts) until
-//! `cordon approve` or chat decides, or the timeout applies the default.
+//! `cordon approve` or chat decides, or the timeout applies the default. With `approvers: N`
+//! the step goes on only once N different people approved (each approval is journaled, who and
+//! when); a single denial denies.
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -18,9 +20,10 @@ static META: ActionMeta = ActionMeta {
         Param { name: "message", required: false, description: "what the approver is asked" },
         Param { name: "timeout", required: false, description: "e.g. 30m, 4h (default: wait forever)" },
         Param { name: "default", required: false, description: "approve | deny, applied at timeout (default deny)" },
+        Param { name: "approvers", required: false, description: "how many different people must approve, 1 to 5 (default 1); one denial denies" },
     ],
     iam_actions: &[],
-    example: "- id: ok-to-fence\n  action: approval\n  with:\n    message: Fence account ${finding.account}?\n    timeout: 1h\n    default: deny\n",
+    example: "- id: ok-to-fence\n  action: approval\n  with:\n    message: Fence account ${finding.account}?\n    timeout: 1h\n    default: deny\n    approvers: 2\n",
     idempotent: true,
     undo: None,
 };

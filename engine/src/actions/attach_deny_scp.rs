@@ -12,11 +12,12 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::cloud::missing_as_done;
+use crate::cloud::{missing_as_done, Target};
 use crate::config::Settings;
 
 use super::{
-    args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params,
+    args, hold_key, param, record, to_value, Action, ActionError, ActionMeta, Context, Outcome,
+    Param, Params,
 };
 
 /// The action.
@@ -114,6 +115,11 @@ impl AttachDenyScp {
 impl Action for AttachDenyScp {
     fn meta(&self) -> &'static ActionMeta {
         &META
+    }
+
+    fn holds(&self, settings: &Settings, t: &Target, params: &Params) -> Option<String> {
+        let name = param(params, "policy_name").unwrap_or(&settings.deny_scp_name);
+        hold_key(META.id, &[Some(&t.account), Some(name)])
     }
 
     async fn prepare(&self, ctx: &Context<'_>, params: &Params) -> Result<Value, ActionError> {

@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
-    args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params,
+    args, hold_key, param, record, to_value, Action, ActionError, ActionMeta, Context, Outcome,
+    Param, Params,
 };
-use crate::cloud::{missing_as_done, KeyStatus};
+use crate::cloud::{missing_as_done, KeyStatus, Target};
+use crate::config::Settings;
 
 /// The action.
 pub struct DisableUser;
@@ -56,6 +58,10 @@ pub(crate) const DENY_ALL: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid"
 impl Action for DisableUser {
     fn meta(&self) -> &'static ActionMeta {
         &META
+    }
+
+    fn holds(&self, _settings: &Settings, t: &Target, params: &Params) -> Option<String> {
+        hold_key(META.id, &[Some(&t.account), param(params, "user")])
     }
 
     async fn prepare(&self, ctx: &Context<'_>, params: &Params) -> Result<Value, ActionError> {

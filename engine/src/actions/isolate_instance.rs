@@ -20,9 +20,11 @@ use serde_json::{json, Value};
 
 use super::out_of_service::{self, ServiceBefore};
 use super::{
-    args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params,
+    args, hold_key, param, record, to_value, Action, ActionError, ActionMeta, Context, Outcome,
+    Param, Params,
 };
 use crate::cloud::{CloudError, InterfaceInfo, SecurityGroupInfo, Target};
+use crate::config::Settings;
 
 /// The action.
 pub struct IsolateInstance;
@@ -172,6 +174,11 @@ async fn describe(
 impl Action for IsolateInstance {
     fn meta(&self) -> &'static ActionMeta {
         &META
+    }
+
+    fn holds(&self, _settings: &Settings, t: &Target, params: &Params) -> Option<String> {
+        let instance = param(params, "instance");
+        hold_key(META.id, &[Some(&t.account), Some(&t.region), instance])
     }
 
     async fn prepare(&self, ctx: &Context<'_>, params: &Params) -> Result<Value, ActionError> {

@@ -8,6 +8,10 @@
 //!    mismatch is an error, so a step is never marked done on faith.
 //! 3. [`Action::undo`] reverses the change from that same pre-state, newest step first. Undo is
 //!    safe whether or not the change happened, so a step interrupted mid-change can be released.
+//!
+//! A containment action also names the resource it holds ([`Action::holds`]), so that runs
+//! containing one resource are released together: the runner undoes it only when the last of
+//! them is released (`runner::release`).
 
 mod approval;
 mod attach_deny_scp;
@@ -153,6 +157,32 @@ pub trait Action: Send + Sync {
     async fn undo(&self, _ctx: &Context<'_>, _prepared: &Value) -> Result<Value, ActionError> {
         Ok(Value::Null)
     }
+
+    /// The resource this step keeps contained, as a key that two steps share exactly when they
+    /// contain the same thing the same way: the action id, then the account and the resource
+    /// (e.g. `ec2.isolate_instance/111122223333/us-east-1/i-0abc`). `None` (the default) for
+    /// actions that hold nothing. Releasing a run whose step holds a key that another live run
+    /// also holds leaves the resource contained (see `runner::release`).
+    fn holds(&self, _settings: &Settings, _target: &Target, _params: &Params) -> Option<String> {
+        None
+    }
+}
+
+/// A hold key: `action/part/part...`, or `None` when a part is missing or empty (the step
+/// would fail on its parameters anyway).
+pub(crate) fn hold_key(action: &str, parts: &[Option<&str>]) -> Option<String> {
+    let mut key = action.to_string();
+    for part in parts {
+        let part = part.filter(|p| !p.is_empty())?;
+        key.push('/');
+        key.push_str(part);
+    }
+    Some(key)
+}
+
+/// A string parameter, for hold keys.
+pub(crate) fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
+    params.get(name).and_then(Value::as_str)
 }
 
 /// Every action cordon has, by id.

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
-    args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params,
+    args, hold_key, param, record, to_value, Action, ActionError, ActionMeta, Context, Outcome,
+    Param, Params,
 };
 use futures_util::future::join_all;
 use tokio::sync::Semaphore;
@@ -21,6 +22,7 @@ use crate::clock::rfc3339;
 use crate::cloud::{
     missing_as_done, missing_as_none, CloudError, ErrorKind, ProtectedRole, RoleInfo, Target,
 };
+use crate::config::Settings;
 
 /// The action.
 pub struct RevokeRoleSessions;
@@ -119,6 +121,22 @@ fn in_account(ctx: &Context<'_>, account: &str) -> Target {
 impl Action for RevokeRoleSessions {
     fn meta(&self) -> &'static ActionMeta {
         &META
+    }
+
+    /// One key per role and set of accounts as written (`all`, a list, or the target's).
+    fn holds(&self, _settings: &Settings, t: &Target, params: &Params) -> Option<String> {
+        let accounts = match params.get("accounts") {
+            None => t.account.clone(),
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(list)) => {
+                let mut ids: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                ids.join(",")
+            }
+            Some(other) => other.to_string(),
+        };
+        hold_key(META.id, &[param(params, "role"), Some(&accounts)])
     }
 
     async fn prepare(&self, ctx: &Context<'_>, params: &Params) -> Result<Value, ActionError> {

@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
-    args, record, to_value, Action, ActionError, ActionMeta, Context, Outcome, Param, Params,
+    args, hold_key, param, record, to_value, Action, ActionError, ActionMeta, Context, Outcome,
+    Param, Params,
 };
-use crate::cloud::KeyStatus;
+use crate::cloud::{KeyStatus, Target};
+use crate::config::Settings;
 
 /// The action.
 pub struct RotateAccessKey;
@@ -54,6 +56,10 @@ struct Before {
 impl Action for RotateAccessKey {
     fn meta(&self) -> &'static ActionMeta {
         &META
+    }
+
+    fn holds(&self, _settings: &Settings, t: &Target, params: &Params) -> Option<String> {
+        hold_key(META.id, &[Some(&t.account), param(params, "key_id")])
     }
 
     async fn prepare(&self, ctx: &Context<'_>, params: &Params) -> Result<Value, ActionError> {

@@ -9,6 +9,7 @@
 //! | all retry waits of a step | at most 15m | a throttled containment still failing after 15 minutes should fail and tell people |
 //! | `approval` `timeout` | 1s to 7d | a decision nobody made in a week is better denied and re-run |
 //! | `approval` `default` | `approve` or `deny`, only with a `timeout` | without a timeout it never applies |
+//! | `approval` `approvers` | 1 to 5 | distinct people who must approve (two-person rule); more would stall containment |
 //!
 //! Durations are written as a whole number and a unit: `500ms`, `30s`, `5m`, `2h`, `1d`. The
 //! approval's `timeout` and `default` are written out, never `${...}`: they are checked here,
@@ -34,6 +35,8 @@ pub const RETRY_BACKOFF: RangeInclusive<Duration> =
     RangeInclusive::new(Duration::from_millis(10), Duration::from_secs(60));
 /// The longest a step's retries may wait in all, at the runner's longest jittered waits.
 pub const RETRY_TOTAL_WAIT: Duration = Duration::from_secs(15 * 60);
+/// Accepted `approval` `approvers`: how many different people must approve.
+pub const APPROVERS: RangeInclusive<u64> = RangeInclusive::new(1, 5);
 /// Accepted `approval` timeouts.
 pub const APPROVAL_TIMEOUT: RangeInclusive<Duration> =
     RangeInclusive::new(Duration::from_secs(1), Duration::from_secs(7 * 86_400));
@@ -172,10 +175,11 @@ pub(super) fn retry(cx: &mut Ctx<'_>, at: &str, raw: Option<RawRetry>) -> Retry 
     retry
 }
 
-/// Checks an `approval` step's `timeout` and `default` parameters.
+/// Checks an `approval` step's `timeout`, `default` and `approvers` parameters.
 pub(super) fn approval(cx: &mut Ctx<'_>, at: &str, with: &Map<String, Value>) {
     let field = |k: &str| format!("{at}.with.{k}");
     let fixed = |v: &Value| !matches!(v, Value::String(s) if s.contains("${"));
+    approvers(cx, &field("approvers"), with.get("approvers"));
     let timeout = with.get("timeout");
     match timeout {
         None => {}
@@ -204,6 +208,23 @@ pub(super) fn approval(cx: &mut Ctx<'_>, at: &str, with: &Map<String, Value>) {
             field("default"),
             "a default applies only when the approval times out: add a `timeout` (e.g. 1h), or remove `default`",
         );
+    }
+}
+
+/// An `approval` step's `approvers`: a whole number written out, within [`APPROVERS`].
+fn approvers(cx: &mut Ctx<'_>, field: &str, value: Option<&Value>) {
+    let (lo, hi) = (APPROVERS.start(), APPROVERS.end());
+    match value {
+        None => {}
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| APPROVERS.contains(&n)) => {}
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => cx.err(
+            field,
+            format!("{n} is out of bounds: approvers (different people who must approve) are {lo} to {hi}"),
+        ),
+        Some(other) => cx.err(
+            field,
+            format!("{other} is not a number of people: write a whole number from {lo} to {hi}, e.g. 2 (it is checked at load, and finding data must not choose it)"),
+        ),
     }
 }
 
@@ -265,6 +286,32 @@ mod tests {
         );
         let e = approval("      default: approve\n");
         assert!(e[0].starts_with("p.yaml:9: steps[0].with.default: a default applies only when the approval times out"), "{e:?}");
+    }
+
+    #[test]
+    fn approvers_are_a_small_whole_number_written_out() {
+        assert_eq!(approval("      approvers: 2\n"), Vec::<String>::new());
+        assert_eq!(approval("      approvers: 5\n"), Vec::<String>::new());
+        assert_eq!(
+            approval("      approvers: 6\n"),
+            ["p.yaml:9: steps[0].with.approvers: 6 is out of bounds: approvers (different people who must approve) are 1 to 5"]
+        );
+        assert!(approval("      approvers: 0\n")[0].contains("0 is out of bounds"));
+        for bad in [
+            "-1",
+            "1.5",
+            "two",
+            "\"${finding.severity}\"",
+            "18446744073709551616",
+        ] {
+            let e = approval(&format!("      approvers: {bad}\n"));
+            assert_eq!(e.len(), 1, "{bad}: {e:?}");
+            assert!(
+                e[0].starts_with("p.yaml:9: steps[0].with.approvers: "),
+                "{bad}: {e:?}"
+            );
+        }
+        assert!(approval("      approvers: two\n")[0].contains("\"two\" is not a number of people"));
     }
 
     #[test]

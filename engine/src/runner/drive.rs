@@ -132,7 +132,26 @@ impl Runner {
     }
 
     /// Runs a step's action with its retry policy; returns the run's state if the run stops.
+    /// A step that holds a resource ([`Action::holds`](crate::actions::Action::holds)) runs under
+    /// that resource's lock: one containment of it at a time, and none while a release of it
+    /// decides.
     async fn execute(&self, run: &mut Run, i: usize, step: &Step) -> Result<Option<RunState>> {
+        let (target, params) = split_target(run, run.steps[i].params.as_ref());
+        let Some(key) = step.action.holds(&self.settings, &target, &params) else {
+            return self.attempts(run, i, step).await;
+        };
+        let _hold = self.holds.lock(&key).await;
+        let result = self.attempts(run, i, step).await;
+        // Start times order the holds of a resource (release undoes the newest first): the
+        // next containment of it starts in a later millisecond.
+        if let Some(started) = run.steps[i].started_ms {
+            self.clock.sleep_until(started.saturating_add(1)).await;
+        }
+        result
+    }
+
+    /// The attempts of a step's action.
+    async fn attempts(&self, run: &mut Run, i: usize, step: &Step) -> Result<Option<RunState>> {
         let action = step.action;
         let idempotent = action.meta().idempotent;
         let (target, params) = split_target(run, run.steps[i].params.as_ref());

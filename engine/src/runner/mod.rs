@@ -4,6 +4,7 @@
 //! - `drive`: executing steps, with intent journaled (flushed) before every side effect.
 //! - `decide`: approvals, denials, approval timeouts.
 //! - `release`: undoing a run's containment steps, newest first.
+//! - `hold`: several runs containing one resource; only the last one's release undoes it.
 //! - `plan`: what a run would do, without doing it (`--dry-run`).
 //! - `observe`: hooks for metrics ([`Observer`]).
 //!
@@ -15,6 +16,7 @@
 
 mod decide;
 mod drive;
+mod hold;
 mod observe;
 mod plan;
 mod release;
@@ -106,6 +108,7 @@ pub struct Runner {
     ids: Arc<dyn IdSource>,
     observer: Arc<dyn Observer>,
     stop: CancellationToken,
+    holds: hold::HoldLocks,
 }
 
 impl Runner {
@@ -129,6 +132,7 @@ impl Runner {
             ids: Arc::new(RandomIds),
             observer: Arc::new(NoObserver),
             stop: CancellationToken::new(),
+            holds: hold::HoldLocks::default(),
         }
     }
 
@@ -193,6 +197,18 @@ impl Runner {
     /// one, unless its dedup key already has a run. Returns once the runs are durable; runs are
     /// driven separately.
     pub async fn submit(&self, fe: &FindingEvent) -> Result<Vec<Submitted>> {
+        self.submit_as(fe, Admission::Deliver).await
+    }
+
+    /// [`Runner::submit`], with the dedup key's earlier run treated as `admission` says: a
+    /// person's [`Admission::Rerun`] starts each matching playbook again once its earlier run
+    /// for the finding has finished (a match whose earlier run is still open comes back as
+    /// `duplicate`, naming that run).
+    pub async fn submit_as(
+        &self,
+        fe: &FindingEvent,
+        admission: Admission,
+    ) -> Result<Vec<Submitted>> {
         let mut out = Vec::new();
         let playbooks = self.playbooks();
         for m in playbooks.evaluate(fe, &self.sandbox) {
@@ -226,10 +242,7 @@ impl Runner {
                     continue;
                 }
             };
-            out.push(
-                self.create_run(&m.playbook, fe, trigger, Admission::Deliver)
-                    .await?,
-            );
+            out.push(self.create_run(&m.playbook, fe, trigger, admission).await?);
         }
         Ok(out)
     }
@@ -292,7 +305,13 @@ impl Runner {
             at_ms: now,
             state: "pending".into(),
             step: None,
-            what: format!("run created for finding {}", fe.finding.id),
+            what: match admission {
+                Admission::Deliver => format!("run created for finding {}", fe.finding.id),
+                Admission::Rerun => format!(
+                    "run created for finding {}, re-run on purpose",
+                    fe.finding.id
+                ),
+            },
         };
         let (run_id, status) = match self.journal.insert(&run, &entry, admission).await? {
             Inserted::Created => {
