@@ -102,7 +102,7 @@ pub async fn show(
 }
 
 /// The body of `POST /v1/runs/{id}/approve`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     /// The approval step's id.
@@ -124,7 +124,15 @@ pub async fn approve(
     if !s.credentials.admin(&headers) {
         return unauthorized();
     }
-    let state = match s.dispatcher.decide(&id, &d.step, d.approve, &d.by).await {
+    let decided = super::detached({
+        let (s, id, d) = (s.clone(), id.clone(), d.clone());
+        async move { s.dispatcher.decide(&id, &d.step, d.approve, &d.by).await }
+    })
+    .await;
+    let Some(decided) = decided else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "the decision failed");
+    };
+    let state = match decided {
         Ok(RunState::Running) => {
             match tokio::time::timeout(SETTLE_WAIT, s.dispatcher.wait(&id)).await {
                 Ok(Ok(state)) => state,
@@ -157,9 +165,15 @@ pub async fn release(
     if !s.credentials.admin(&headers) {
         return unauthorized();
     }
-    let state = match s.dispatcher.release(&id, &r.by).await {
-        Ok(state) => state,
-        Err(e) => return failed(e),
+    let released = super::detached({
+        let (s, id, by) = (s.clone(), id.clone(), r.by.clone());
+        async move { s.dispatcher.release(&id, &by).await }
+    })
+    .await;
+    let state = match released {
+        Some(Ok(state)) => state,
+        Some(Err(e)) => return failed(e),
+        None => return error(StatusCode::INTERNAL_SERVER_ERROR, "the release failed"),
     };
     tracing::info!(run_id = %id, by = %r.by, state = state.as_str(), "Release through the admin API");
     match s.dispatcher.runner().journal().get(&id).await {

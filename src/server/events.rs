@@ -40,12 +40,26 @@ pub async fn receive(State(server): State<Arc<Server>>, request: Request<Body>) 
         // connection has no one left to answer.
         return too_large(&server);
     };
-    let delivery =
-        intake::deliver(&server.dispatcher, &body, received, &|fe| server.seed(fe)).await;
-    server
-        .metrics
-        .event(delivery.source, delivery.verdict.label());
-    answer(delivery.verdict)
+    // A sender that hangs up (EventBridge after 5 s) drops this handler; the delivery goes on
+    // to the end in its own task, so a run journaled is always scheduled.
+    let delivery = super::detached({
+        let server = server.clone();
+        async move {
+            let d =
+                intake::deliver(&server.dispatcher, &body, received, &|fe| server.seed(fe)).await;
+            server.metrics.event(d.source, d.verdict.label());
+            d
+        }
+    })
+    .await;
+    match delivery {
+        Some(d) => answer(d.verdict),
+        None => retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the delivery failed; send it again",
+            1,
+        ),
+    }
 }
 
 fn answer(verdict: Verdict) -> Response {

@@ -294,6 +294,17 @@ async fn metrics_text(State(s): State<Arc<Server>>, headers: HeaderMap) -> Respo
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
 }
 
+/// Runs `work` to its end in its own task, even if the caller (a request handler whose client
+/// hung up) is dropped: journaled state and its scheduling must not be cut in half. `None` if
+/// the task panicked.
+pub(crate) async fn detached<F>(work: F) -> Option<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(work).await.ok()
+}
+
 /// SIGHUP reloads the playbooks; SIGTERM and SIGINT stop.
 async fn signals(server: Arc<Server>, stop: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
