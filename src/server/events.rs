@@ -128,10 +128,15 @@ fn declared_length(headers: &HeaderMap) -> Option<usize> {
 fn too_large(server: &Server) -> Response {
     server.metrics.event("other", "too_large");
     tracing::warn!(limit = MAX_BODY, "Event refused: body too large");
-    error(
+    let mut r = error(
         StatusCode::PAYLOAD_TOO_LARGE,
         &format!("the body is over {MAX_BODY} bytes"),
-    )
+    );
+    // The rest of the body is not read, so the connection cannot carry another request: say so,
+    // or the client's next request on it fails.
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 /// A JSON `{"error": message}` answer.
