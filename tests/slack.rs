@@ -560,3 +560,38 @@ fn a_mention_in_a_findings_tag_reaches_slack_as_text() {
     let shown = c.json(&["runs", "show", &id], 0);
     assert_eq!(shown["steps"][0]["output"]["posted"], true, "{shown}");
 }
+
+#[test]
+fn serve_says_what_is_missing_from_the_slack_config() {
+    let c = Cordon::new();
+    let start = |yaml: &str, env: &[(&str, &str)]| {
+        std::fs::write(c.path().join("cordon.yaml"), yaml).unwrap();
+        let mut cmd = c.command(&["serve", "--cloud", "sim", "--listen", "127.0.0.1:0"]);
+        cmd.env("CORDON_API_KEY", KEY);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{yaml}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let secrets = [
+        ("CORDON_SLACK_SIGNING_SECRET", SECRET),
+        ("CORDON_SLACK_BOT_TOKEN", "xoxb-t"),
+    ];
+    let err = start("chat:\n  slack:\n    channel: C0CORDON\n", &secrets);
+    assert!(err.contains("no TLS client"), "{err}");
+    let err = start(
+        "chat:\n  slack:\n    channel: C0CORDON\n    api_base_url: http://127.0.0.1:9/api\n",
+        &secrets[1..],
+    );
+    assert!(err.contains("CORDON_SLACK_SIGNING_SECRET"), "{err}");
+    let err = start(
+        "chat:\n  slack:\n    channel: C0CORDON\n    api_base_url: http://127.0.0.1:9/api\n    approvers: [alice]\n",
+        &secrets,
+    );
+    assert!(
+        err.contains("chat.slack.approvers: \"alice\" is not TEAM_ID/USER_ID"),
+        "{err}"
+    );
+}

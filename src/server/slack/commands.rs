@@ -39,7 +39,7 @@ struct Command {
 
 /// `POST /v1/chat/slack/commands`.
 pub async fn receive(State(s): State<Arc<Slack>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(refused) = s.check(&headers, &body) {
+    if let Some(refused) = s.refuse(&headers, &body) {
         return refused;
     }
     let cmd: Command = match serde_urlencoded::from_bytes(&body) {

@@ -27,7 +27,7 @@ struct Form {
 
 /// `POST /v1/chat/slack/interactions`.
 pub async fn receive(State(s): State<Arc<Slack>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(refused) = s.check(&headers, &body) {
+    if let Some(refused) = s.refuse(&headers, &body) {
         return refused;
     }
     let retry = headers

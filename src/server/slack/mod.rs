@@ -141,19 +141,19 @@ pub fn start(server: Arc<Server>) -> Result<Router> {
 }
 
 impl Slack {
-    /// Verifies a request; `Err` is the 401 to answer. A bare `ssl_check=1` is answered 200
-    /// (`Err` too: nothing more to do).
-    fn check(&self, headers: &HeaderMap, body: &Bytes) -> Result<(), Response> {
+    /// Verifies a request; `Some` is the answer to give instead of handling it: 401, or 200 for
+    /// a bare `ssl_check=1` (nothing more to do).
+    fn refuse(&self, headers: &HeaderMap, body: &Bytes) -> Option<Response> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         if verify::is_bare_ssl_check(body) {
-            return Err(StatusCode::OK.into_response());
+            return Some(StatusCode::OK.into_response());
         }
         match verify::verify(&self.secret, headers, body, now) {
             Ok(()) => {
                 self.server.metrics.event("slack", "verified");
-                Ok(())
+                None
             }
             Err(why) => {
                 self.server.metrics.event("slack", why.as_str());
@@ -161,7 +161,7 @@ impl Slack {
                     refused = why.as_str(),
                     "Slack request refused: bad or missing signature"
                 );
-                Err((
+                Some((
                     StatusCode::UNAUTHORIZED,
                     Json(
                         json!({"error": format!("Slack signature check failed: {}", why.as_str())}),

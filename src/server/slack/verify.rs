@@ -78,12 +78,12 @@ pub fn is_bare_ssl_check(body: &[u8]) -> bool {
 }
 
 fn decode_hex(text: &[u8]) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     text.chunks(2)
-        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
+        .map(|p| Some((digit(p[0])? << 4) | digit(p[1])?))
         .collect()
 }
 
