@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use cordon_connectors::{AwsCloud, AwsSettings, LogChat};
+use cordon_connectors::{AwsCloud, AwsSettings, LogChat, SlackChat};
 use cordon_engine::clock::SystemClock;
-use cordon_engine::cloud::Cloud;
+use cordon_engine::cloud::{Chat, Cloud};
 use cordon_engine::config::Settings;
 use cordon_engine::dispatch::{self, Dispatcher};
 use cordon_engine::journal::SledJournal;
@@ -36,6 +36,74 @@ pub struct Config {
     pub aws: AwsSettings,
     /// `cordon serve`.
     pub server: ServerConfig,
+    /// Chat (Slack).
+    pub chat: ChatConfig,
+}
+
+/// The `chat:` section of `cordon.yaml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatConfig {
+    /// Slack: `notify.chat` posts there; `cordon serve` takes slash commands and buttons.
+    pub slack: Option<SlackConfig>,
+}
+
+/// `chat.slack`. The secrets may instead come from the environment:
+/// `CORDON_SLACK_SIGNING_SECRET` and `CORDON_SLACK_BOT_TOKEN` (which win).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// The app's signing secret ("Basic Information" of the Slack app).
+    pub signing_secret: Option<Secret>,
+    /// The bot token (`xoxb-...`, scopes `chat:write` and `commands`).
+    pub bot_token: Option<Secret>,
+    /// The Web API's base URL; default `https://slack.com/api`.
+    #[serde(default = "slack_api")]
+    pub api_base_url: String,
+    /// Where messages and approval requests go (channel id, e.g. `C0123456789`).
+    pub channel: String,
+    /// Who may approve and deny: `TEAM_ID/USER_ID`, e.g. `T0123/U0456`.
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// Who may release.
+    #[serde(default)]
+    pub releasers: Vec<String>,
+}
+
+fn slack_api() -> String {
+    cordon_connectors::slack::SLACK_API.to_string()
+}
+
+impl SlackConfig {
+    /// The signing secret, from the environment or the config.
+    pub fn signing_secret(&self) -> Result<Secret> {
+        secret_from(
+            "CORDON_SLACK_SIGNING_SECRET",
+            &self.signing_secret,
+            "chat.slack.signing_secret",
+        )
+    }
+
+    /// The bot token, from the environment or the config.
+    pub fn bot_token(&self) -> Result<Secret> {
+        secret_from(
+            "CORDON_SLACK_BOT_TOKEN",
+            &self.bot_token,
+            "chat.slack.bot_token",
+        )
+    }
+}
+
+fn secret_from(env: &str, conf: &Option<Secret>, field: &str) -> Result<Secret> {
+    match std::env::var(env).ok().filter(|v| !v.is_empty()) {
+        Some(v) => Ok(Secret::new(v)),
+        None => match conf {
+            Some(s) if !s.expose().is_empty() => Ok(Secret::new(s.expose())),
+            _ => bail!(
+                "chat.slack is configured without {field}: set {env} or {field} in cordon.yaml"
+            ),
+        },
+    }
 }
 
 /// The `server:` section of `cordon.yaml`. Intake credentials may instead come from the
@@ -235,18 +303,33 @@ impl App {
                 let sim =
                     Arc::new(SimCloud::open(&world)?.with_delay(Duration::from_millis(delay)));
                 tracing::info!(cloud = "sim", world = %world.display(), "Acting on the simulated organization");
-                Ok((Cloud::from_one(sim.clone()), Acting::Sim(sim)))
+                let mut cloud = Cloud::from_one(sim.clone());
+                if let Some(slack) = self.slack_chat()? {
+                    cloud.chat = slack;
+                }
+                Ok((cloud, Acting::Sim(sim)))
             }
             CloudKind::Aws => {
                 let aws = Arc::new(AwsCloud::from_env(self.config.aws.clone()).await);
                 tracing::info!(cloud = "aws", role = %self.config.aws.role_arn, "Acting on AWS");
-                // Until a chat connector is configured, messages are logged, not lost.
-                Ok((
-                    Cloud::with_chat(aws.clone(), Arc::new(LogChat)),
-                    Acting::Aws(aws),
-                ))
+                // Without a chat configured, messages are logged, not lost.
+                let chat: Arc<dyn Chat> = match self.slack_chat()? {
+                    Some(slack) => slack,
+                    None => Arc::new(LogChat),
+                };
+                Ok((Cloud::with_chat(aws.clone(), chat), Acting::Aws(aws)))
             }
         }
+    }
+
+    /// The Slack client, when `chat.slack` is configured.
+    pub fn slack_chat(&self) -> Result<Option<Arc<SlackChat>>> {
+        let Some(conf) = &self.config.chat.slack else {
+            return Ok(None);
+        };
+        SlackChat::new(&conf.api_base_url, conf.bot_token()?, &conf.channel)
+            .map(|c| Some(Arc::new(c)))
+            .map_err(|e| anyhow!(e))
     }
 
     /// The journal, opened (and created) at the configured place.

@@ -3,10 +3,13 @@
 //! - `aws`: [`AwsCloud`], the cloud traits over the AWS SDK, with cross-account AssumeRole,
 //!   error classification, rate limits and call accounting; `aws::sqs`, the SQS intake.
 //! - `log_chat`: a chat that writes to the log, for when no chat is configured.
+//! - `slack`: [`SlackChat`], Slack's Web API (`chat.postMessage`) as the engine's chat.
 
 pub mod aws;
 mod log_chat;
+pub mod slack;
 
 pub use aws::sqs::{SqsCounts, SqsError, SqsIntake, SqsOptions, Verdict};
 pub use aws::{AwsCloud, AwsSettings};
 pub use log_chat::LogChat;
+pub use slack::SlackChat;

@@ -7,6 +7,7 @@
 //! - `auth`: intake credentials and the admin token, compared in constant time.
 //! - `metrics`: Prometheus metrics, also the runner's observer.
 //! - `discovery`: the file in the journal directory that tells the CLI where the server is.
+//! - `slack`: Slack slash commands, approval buttons and approval requests (`chat.slack`).
 //! - `sqs`: the SQS intake (`--sqs-queue-url`), through the same `engine::intake` as HTTP.
 //!
 //! Shutdown (SIGTERM, SIGINT): stop accepting, answer 503 to what arrives meanwhile, let steps
@@ -18,6 +19,7 @@ mod auth;
 pub mod discovery;
 mod events;
 mod metrics;
+mod slack;
 mod sqs;
 
 use std::net::SocketAddr;
@@ -116,7 +118,8 @@ pub async fn serve(app: App, options: ServeOptions) -> Result<i32> {
         Some(url) => Some(sqs::start(server.clone(), url, stop.clone()).await?),
         None => None,
     };
-    let http = axum::serve(listener, router(server.clone()))
+    let chat = slack::start(server.clone())?;
+    let http = axum::serve(listener, router(server.clone()).merge(chat))
         .with_graceful_shutdown(stop.clone().cancelled_owned());
     let drain = async {
         stop.cancelled().await;
