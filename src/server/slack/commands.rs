@@ -173,10 +173,25 @@ pub(super) async fn decide(
             tracing::info!(run_id = %id, step, approve, by, "Decision recorded from Slack");
             s.report_when_settled(id.to_string());
             let word = if approve { "approved" } else { "denied" };
-            let next = if state == RunState::Running {
-                "; the run goes on"
-            } else {
-                ""
+            let next = match state {
+                RunState::Running => "; the run goes on".to_string(),
+                // A step that needs more than one person: say how far it got.
+                RunState::WaitingApproval if approve => s
+                    .server
+                    .dispatcher
+                    .runner()
+                    .load(id)
+                    .await
+                    .ok()
+                    .and_then(|r| {
+                        r.step(&step)
+                            .map(|st| (st.approvals.len(), st.approvals_needed()))
+                    })
+                    .map(|(have, need)| {
+                        format!("; {have} of {need} approvals, waiting for another approver")
+                    })
+                    .unwrap_or_default(),
+                _ => String::new(),
             };
             Ok(format!(
                 "Step `{}` of run `{}` {word} by {} ({}){next}.",
