@@ -126,3 +126,55 @@ fn scenario_errors_name_file_line_and_field() {
     assert_eq!(e.line, 3, "{e}");
     assert!(e.to_string().contains("unknown field `bye`"), "{e}");
 }
+
+/// `cordon serve`'s intake refuses a finding a drill injected, and takes the same event unmarked.
+#[tokio::test(start_paused = true)]
+async fn serve_intake_refuses_a_drill_marked_finding() {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use cordon_engine::clock::VirtualClock;
+    use cordon_engine::cloud::Cloud;
+    use cordon_engine::config::Settings;
+    use cordon_engine::dispatch::{Dispatcher, Limits};
+    use cordon_engine::intake::{deliver, Verdict, DRILL_MARKER};
+    use cordon_engine::journal::{Journal, MemoryJournal};
+    use cordon_engine::playbook::PlaybookSet;
+    use cordon_engine::runner::Runner;
+    use cordon_engine::script::{Limits as ScriptLimits, Sandbox};
+    use cordon_simulator::SimCloud;
+
+    let sandbox = Arc::new(Sandbox::new(ScriptLimits::default()));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../playbooks");
+    let set = PlaybookSet::load_dir(&dir, &sandbox).unwrap_or_else(|e| panic!("{e:?}"));
+    let journal = Arc::new(MemoryJournal::new());
+    let runner = Runner::new(
+        journal.clone(),
+        Cloud::from_one(Arc::new(SimCloud::in_memory())),
+        Settings::default(),
+        sandbox,
+        Arc::new(set),
+        Arc::new(VirtualClock::starting_at(0)),
+    );
+    let dispatcher = Dispatcher::new(runner, Limits::default());
+    let event = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../tests/fixtures/events/aws.guardduty__UnauthorizedAccess_EC2_MaliciousIPCaller.Custom__1.json",
+    ))
+    .unwrap();
+    let mut marked: serde_json::Value = serde_json::from_slice(&event).unwrap();
+    marked[DRILL_MARKER] = "c2 drill".into();
+    let d = deliver(
+        &dispatcher,
+        marked.to_string().as_bytes(),
+        Instant::now(),
+        &|_| {},
+    )
+    .await;
+    match d.verdict {
+        Verdict::Invalid(e) => assert!(e.to_string().starts_with("cordon-drill marks"), "{e}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    assert!(journal.ids().await.unwrap().is_empty(), "no run journaled");
+    let d = deliver(&dispatcher, &event, Instant::now(), &|_| {}).await;
+    assert_eq!(d.verdict.label(), "accepted");
+}
