@@ -151,6 +151,9 @@ pub enum Command {
         #[arg(long)]
         sqs_queue_url: Option<String>,
     },
+    /// Rehearse an incident: run a drill scenario against the shipped playbooks on a simulated
+    /// organization and a virtual clock, and report. Exit 1 when an expectation is missed.
+    Drill(DrillArgs),
     /// Set up EventBridge delivery of findings to `cordon serve`.
     Eventbridge {
         #[command(subcommand)]
@@ -230,4 +233,18 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `cordon drill`.
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The scenario (YAML), e.g. playbooks/drills/c2-instance.yaml.
+    pub scenario: PathBuf,
+    /// Write the report here: `.md` Markdown, `.json` JSON, `.xml` JUnit XML. Default: Markdown
+    /// on stdout.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Seed of the run ids (same scenario and seed, same report bytes).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }

@@ -4,6 +4,7 @@ mod app;
 mod args;
 mod commands;
 mod deploy;
+mod drill;
 mod embedded;
 mod out;
 mod remote;
@@ -105,6 +106,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             };
             server::serve(app, options).await
         }
+        Command::Drill(args) => drill::drill(&args),
         Command::Eventbridge {
             command: EventbridgeCommand::Install(args),
         } => deploy::eventbridge_install(&app, &args).await,

@@ -16,6 +16,11 @@ use crate::dispatch::{DispatchError, Dispatcher};
 use crate::event::{self, EventError, FindingEvent, Parsed, Rejected};
 use crate::runner::Submitted;
 
+/// The top-level event field that marks a finding a drill injected (`cordon drill`). A drill's
+/// findings are rehearsals: a server acting on one would contain a real resource for a pretend
+/// incident, so intake refuses them as [`Verdict::Invalid`].
+pub const DRILL_MARKER: &str = "cordon-drill";
+
 /// How long a sender should wait before delivering again after the journal failed.
 pub const RETRY_AFTER_UNAVAILABLE: Duration = Duration::from_secs(5);
 
@@ -98,6 +103,10 @@ pub async fn deliver(
 ) -> Delivery {
     let parsed = event::parse(bytes);
     let source = source_label(&parsed);
+    let parsed = parsed.and_then(|p| match &p {
+        Parsed::Findings(b) => drill_marked(&b.findings).map_or(Ok(p), Err),
+        Parsed::Ignored(_) => Ok(p),
+    });
     let verdict = match parsed {
         Err(e @ EventError::TooLarge { .. }) => Verdict::TooLarge(e),
         Err(e) => Verdict::Invalid(e),
@@ -128,6 +137,17 @@ pub async fn deliver(
         }
     };
     Delivery { source, verdict }
+}
+
+/// The error for a batch holding a finding a drill injected (see [`DRILL_MARKER`]).
+fn drill_marked(findings: &[FindingEvent]) -> Option<EventError> {
+    findings
+        .iter()
+        .any(|fe| fe.event.get(DRILL_MARKER).is_some())
+        .then(|| EventError::Invalid {
+            path: DRILL_MARKER.into(),
+            problem: "marks a finding a drill injected; `cordon serve` never acts on drills".into(),
+        })
 }
 
 fn retry(e: DispatchError) -> Verdict {
@@ -179,5 +199,33 @@ fn source_label(parsed: &Result<Parsed, EventError>) -> &'static str {
         "aws.guardduty" => "guardduty",
         "aws.securityhub" => "securityhub",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENT: &str = include_str!(
+        "../../tests/fixtures/events/aws.guardduty__UnauthorizedAccess_EC2_MaliciousIPCaller.Custom__1.json"
+    );
+
+    fn findings(text: &str) -> Vec<FindingEvent> {
+        match event::parse(text.as_bytes()) {
+            Ok(Parsed::Findings(b)) => b.findings,
+            other => panic!("not findings: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_finding_a_drill_injected_is_refused_and_a_real_one_is_not() {
+        assert!(drill_marked(&findings(EVENT)).is_none());
+        let mut event: serde_json::Value = serde_json::from_str(EVENT).unwrap();
+        event[DRILL_MARKER] = "c2-instance".into();
+        let error = drill_marked(&findings(&event.to_string())).expect("refused");
+        assert_eq!(
+            error.to_string(),
+            "cordon-drill marks a finding a drill injected; `cordon serve` never acts on drills"
+        );
     }
 }

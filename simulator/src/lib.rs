@@ -6,6 +6,7 @@
 //! - `scaling`: Auto Scaling groups and load balancer target groups of a [`SimCloud`].
 
 mod cloud;
+pub mod drill;
 mod scaling;
 pub mod world;
 

@@ -13,7 +13,7 @@ mod bounds;
 mod compile;
 mod cover;
 mod files;
-mod locate;
+pub mod locate;
 mod raw;
 mod set;
 

@@ -1,0 +1,22 @@
+//! Tabletop drills: a scenario (an organization, its resources, a timeline of findings and
+//! responders' decisions, expectations) run against the real playbooks and the engine's
+//! dispatcher, on the simulator and a virtual clock, with a report.
+//!
+//! - `scenario`: the YAML, checked with file, line and field.
+//! - `run`: the drill on a paused tokio runtime; ends by releasing everything it contained and
+//!   comparing the world with its pre-drill snapshot.
+//! - `check`: expectations and their evidence.
+//! - `report`: Markdown, JSON and JUnit XML.
+//!
+//! Findings a drill injects carry [`cordon_engine::intake::DRILL_MARKER`]; `cordon serve`
+//! refuses them.
+
+pub mod check;
+pub mod report;
+pub mod run;
+pub mod scenario;
+mod world;
+
+pub use report::Report;
+pub use run::{run, DrillError};
+pub use scenario::{load, Loaded, ScenarioError};

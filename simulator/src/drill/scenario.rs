@@ -1,0 +1,417 @@
+//! A drill scenario: the YAML a user writes (`org`, `resources`, `playbooks`, `timeline`,
+//! `expect`), read with serde_yaml and checked with file, line and field on every error.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cordon_engine::clock::parse_duration;
+use cordon_engine::playbook::locate::{locate, parse_path};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A scenario file, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// What the drill rehearses (shown in the report).
+    pub name: String,
+    /// The organization.
+    #[serde(default)]
+    pub org: Org,
+    /// Resources per account id.
+    #[serde(default)]
+    pub resources: BTreeMap<String, Resources>,
+    /// The playbook directory, relative to the scenario file (default: the `playbooks/`
+    /// directory above `playbooks/drills/`, i.e. the scenario's parent's parent).
+    #[serde(default)]
+    pub playbooks: Option<String>,
+    /// What happens, and when.
+    #[serde(default)]
+    pub timeline: Vec<Event>,
+    /// What must be true, and by when.
+    #[serde(default)]
+    pub expect: Vec<Expect>,
+}
+
+/// The organization: its management account and member accounts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Org {
+    /// Management account id (default `000000000001`).
+    #[serde(default)]
+    pub management_account: Option<String>,
+    /// Member accounts.
+    #[serde(default)]
+    pub accounts: Vec<AccountSpec>,
+}
+
+/// One account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSpec {
+    /// 12-digit id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Regions in use.
+    #[serde(default)]
+    pub regions: Vec<String>,
+}
+
+/// The resources of one account.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// EC2 instances.
+    #[serde(default)]
+    pub instances: Vec<InstanceSpec>,
+    /// Security groups by id, per region: `{region: {sg-id: name}}`.
+    #[serde(default)]
+    pub security_groups: BTreeMap<String, BTreeMap<String, String>>,
+    /// IAM users.
+    #[serde(default)]
+    pub users: Vec<UserSpec>,
+    /// IAM role names.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// One instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSpec {
+    /// Instance id.
+    pub id: String,
+    /// Region.
+    pub region: String,
+    /// VPC id.
+    pub vpc: String,
+    /// Network interfaces: ENI id -> security group ids (declared in `security_groups`).
+    pub interfaces: BTreeMap<String, Vec<String>>,
+    /// EBS volume ids.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One IAM user.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    /// User name.
+    pub name: String,
+    /// Active access key ids.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Has a console password (default true).
+    #[serde(default = "yes")]
+    pub login_profile: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One timeline entry: at `at` (a duration from the drill's start: `90s`, `5m`, `2h`), exactly
+/// one of `inject`, `approve`, `deny`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// When, from the start (`30s`, `5m`, `2h`, `1d`).
+    pub at: String,
+    /// Deliver a finding.
+    #[serde(default)]
+    pub inject: Option<Inject>,
+    /// A responder approves a waiting step.
+    #[serde(default)]
+    pub approve: Option<Decide>,
+    /// A responder denies a waiting step.
+    #[serde(default)]
+    pub deny: Option<Decide>,
+}
+
+/// A finding to deliver: an event from `fixture` (a file, relative to the scenario) or inline
+/// `event`, with `set` overrides (dotted JSON paths, `[n]` for array items).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inject {
+    /// Event file, relative to the scenario file.
+    #[serde(default)]
+    pub fixture: Option<String>,
+    /// Inline event.
+    #[serde(default)]
+    pub event: Option<Value>,
+    /// Field overrides: `detail.resource.instanceDetails.instanceId: i-0abc`.
+    #[serde(default)]
+    pub set: BTreeMap<String, Value>,
+    /// Start this playbook for the finding as a person would (manual playbooks), instead of
+    /// the playbooks whose trigger matches.
+    #[serde(default)]
+    pub playbook: Option<String>,
+    /// Who starts it (with `playbook`; default `responder`).
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+/// A responder's decision on the waiting step `step` of the latest run of `playbook`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decide {
+    /// Playbook id.
+    pub playbook: String,
+    /// Step id.
+    pub step: String,
+    /// Who decides.
+    pub by: String,
+}
+
+/// One expectation: by `by` (default: once every run has stopped after the last timeline
+/// entry), exactly one check.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// When it is checked, from the start.
+    #[serde(default)]
+    pub by: Option<String>,
+    /// Every interface of this instance is only in groups with no rules.
+    #[serde(default)]
+    pub instance_isolated: Option<String>,
+    /// This access key is inactive.
+    #[serde(default)]
+    pub key_inactive: Option<String>,
+    /// This IAM user has no active key, no console password and an inline policy.
+    #[serde(default)]
+    pub user_disabled: Option<String>,
+    /// This account has an SCP attached besides FullAWSAccess.
+    #[serde(default)]
+    pub account_fenced: Option<String>,
+    /// The latest run of a playbook is in a state.
+    #[serde(default)]
+    pub run: Option<RunExpect>,
+    /// Every finding injected so far was contained within this long of its injection.
+    #[serde(default)]
+    pub containment_within: Option<String>,
+    /// At most this many mutating cloud calls so far.
+    #[serde(default)]
+    pub cloud_calls_at_most: Option<usize>,
+}
+
+/// A run expectation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunExpect {
+    /// Playbook id.
+    pub playbook: String,
+    /// Run state (`succeeded`, `waiting_approval`, `denied`...).
+    pub state: String,
+}
+
+/// A scenario that loaded and checked, with where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Its file.
+    pub path: PathBuf,
+    /// The playbook directory.
+    pub playbooks: PathBuf,
+    /// The injected events, in timeline order (for `inject` entries), overrides applied.
+    pub events: Vec<Option<Value>>,
+}
+
+/// A scenario error: `file:line: field: problem`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {field}: {problem}")]
+pub struct ScenarioError {
+    /// The scenario file.
+    pub file: String,
+    /// 1-based line (0 when unknown).
+    pub line: usize,
+    /// Field path (`timeline[2].at`).
+    pub field: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// Reads and checks the scenario at `path`. Errors name file, line and field.
+pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
+    let file = path.display().to_string();
+    let err = |line: usize, field: &str, problem: String| ScenarioError {
+        file: file.clone(),
+        line,
+        field: field.to_string(),
+        problem,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(0, "", e.to_string()))?;
+    let scenario: Scenario = serde_yaml::from_str(&text).map_err(|e| {
+        let line = e.location().map_or(0, |l| l.line());
+        let message = e.to_string();
+        // serde_yaml says `field: problem at line L column C`; keep the field and the problem.
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_string();
+        match message.split_once(": ") {
+            Some((field, problem)) if !field.contains(' ') => err(line, field, problem.into()),
+            _ => err(line, "", message),
+        }
+    })?;
+    let at = |field: &str, problem: String| {
+        err(
+            locate(&text, &parse_path(field)).unwrap_or(0),
+            field,
+            problem,
+        )
+    };
+    check(&scenario, &at)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let playbooks = match &scenario.playbooks {
+        Some(p) => dir.join(p),
+        None => dir.join(".."),
+    };
+    let mut events = Vec::new();
+    for (i, e) in scenario.timeline.iter().enumerate() {
+        events.push(match &e.inject {
+            Some(inject) => Some(event(inject, dir, i, &at)?),
+            None => None,
+        });
+    }
+    Ok(Loaded {
+        scenario,
+        path: path.to_path_buf(),
+        playbooks,
+        events,
+    })
+}
+
+type At<'a> = dyn Fn(&str, String) -> ScenarioError + 'a;
+
+/// A duration field (`30s`, `5m`, `2h`, `1d`).
+pub fn duration(text: &str, field: &str, at: &At<'_>) -> Result<Duration, ScenarioError> {
+    parse_duration(text).ok_or_else(|| {
+        at(
+            field,
+            format!("`{text}` is not a duration (write 30s, 5m, 2h or 1d)"),
+        )
+    })
+}
+
+fn check(s: &Scenario, at: &At<'_>) -> Result<(), ScenarioError> {
+    for (i, a) in s.org.accounts.iter().enumerate() {
+        if a.id.len() != 12 || !a.id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(at(
+                &format!("org.accounts[{i}].id"),
+                format!("`{}` is not a 12-digit account id", a.id),
+            ));
+        }
+    }
+    for account in s.resources.keys() {
+        if !s.org.accounts.iter().any(|a| &a.id == account) {
+            return Err(at(
+                &format!("resources.{account}"),
+                "is not an account under org.accounts".into(),
+            ));
+        }
+    }
+    for (i, e) in s.timeline.iter().enumerate() {
+        let field = format!("timeline[{i}]");
+        duration(&e.at, &format!("{field}.at"), at)?;
+        let n = [e.inject.is_some(), e.approve.is_some(), e.deny.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if n != 1 {
+            return Err(at(
+                &field,
+                "needs exactly one of inject, approve, deny".into(),
+            ));
+        }
+    }
+    for (i, x) in s.expect.iter().enumerate() {
+        let field = format!("expect[{i}]");
+        if let Some(by) = &x.by {
+            duration(by, &format!("{field}.by"), at)?;
+        }
+        if let Some(d) = &x.containment_within {
+            duration(d, &format!("{field}.containment_within"), at)?;
+        }
+        let n = [
+            x.instance_isolated.is_some(),
+            x.key_inactive.is_some(),
+            x.user_disabled.is_some(),
+            x.account_fenced.is_some(),
+            x.run.is_some(),
+            x.containment_within.is_some(),
+            x.cloud_calls_at_most.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if n != 1 {
+            return Err(at(&field, "needs exactly one check (instance_isolated, key_inactive, user_disabled, account_fenced, run, containment_within, cloud_calls_at_most)".into()));
+        }
+    }
+    Ok(())
+}
+
+fn event(inject: &Inject, dir: &Path, i: usize, at: &At<'_>) -> Result<Value, ScenarioError> {
+    let field = format!("timeline[{i}].inject");
+    let mut value = match (&inject.fixture, &inject.event) {
+        (Some(f), None) => {
+            let path = dir.join(f);
+            let bytes = std::fs::read(&path).map_err(|e| {
+                at(
+                    &format!("{field}.fixture"),
+                    format!("{}: {e}", path.display()),
+                )
+            })?;
+            serde_json::from_slice(&bytes).map_err(|e| {
+                at(
+                    &format!("{field}.fixture"),
+                    format!("{}: not JSON: {e}", path.display()),
+                )
+            })?
+        }
+        (None, Some(v)) => v.clone(),
+        _ => {
+            return Err(at(&field, "needs exactly one of fixture, event".into()));
+        }
+    };
+    for (path, v) in &inject.set {
+        set(&mut value, path, v.clone()).map_err(|p| at(&format!("{field}.set.{path}"), p))?;
+    }
+    Ok(value)
+}
+
+/// Sets the field at a dotted path (`a.b[0].c`), creating missing object keys.
+fn set(root: &mut Value, path: &str, v: Value) -> Result<(), String> {
+    let mut cur = root;
+    for part in path.split('.') {
+        let (key, index) = match part.split_once('[') {
+            Some((k, rest)) => {
+                let n = rest
+                    .strip_suffix(']')
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .ok_or_else(|| format!("`{part}` is not `name[n]`"))?;
+                (k, Some(n))
+            }
+            None => (part, None),
+        };
+        let obj = cur
+            .as_object_mut()
+            .ok_or_else(|| format!("`{key}`: its parent is not an object"))?;
+        cur = obj.entry(key).or_insert(Value::Null);
+        if let Some(n) = index {
+            let len = cur.as_array().map_or(0, Vec::len);
+            cur = cur
+                .get_mut(n)
+                .ok_or_else(|| format!("`{part}`: no item {n} (the array has {len})"))?;
+        }
+    }
+    *cur = v;
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! Drills at library level: the shipped drills pass against the shipped playbooks, the report is
+//! byte-identical for one scenario and seed, a missed expectation is named, scenario errors name
+//! file, line and field, and intake refuses a finding a drill injected.
+
+use std::path::{Path, PathBuf};
+
+use cordon_simulator::drill;
+
+fn shipped(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../playbooks/drills")
+        .join(name)
+}
+
+fn run(path: &Path) -> drill::Report {
+    let loaded = drill::load(path).unwrap_or_else(|e| panic!("{e}"));
+    drill::run(&loaded, 7).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn assert_passes(name: &str) -> drill::Report {
+    let report = run(&shipped(name));
+    assert!(report.passed, "{}", report.markdown());
+    report
+}
+
+#[test]
+fn the_c2_instance_drill_isolates_the_instance_and_restores_the_world() {
+    let report = assert_passes("c2-instance.yaml");
+    let f = &report.findings[0];
+    assert_eq!(f.time_to_containment.as_deref(), Some("1.800s"), "{f:?}");
+    assert_eq!(f.time_to_first_action.as_deref(), Some("0s"), "{f:?}");
+    let released = report.expectations.last().unwrap();
+    assert!(released.expectation.starts_with("released"));
+    assert!(released.met, "{released:?}");
+    assert!(report
+        .timeline
+        .iter()
+        .any(|l| l.line.event == "ec2.isolate_instance" && l.line.outcome == "succeeded"));
+}
+
+#[test]
+fn the_access_key_drill_deactivates_the_key_then_disables_the_user_on_approval() {
+    let report = assert_passes("access-key-outside-aws.yaml");
+    let approve = report
+        .timeline
+        .iter()
+        .find(|l| l.line.event == "approve")
+        .unwrap();
+    assert_eq!(
+        (approve.at.as_str(), approve.line.actor.as_str()),
+        ("T+11m00s", "alice")
+    );
+}
+
+#[test]
+fn the_fence_drill_attaches_the_deny_scp_after_a_second_person_approves() {
+    let report = assert_passes("fence-member-account.yaml");
+    let f = &report.findings[0];
+    assert_eq!(f.time_to_containment.as_deref(), Some("7m00.400s"), "{f:?}");
+}
+
+#[test]
+fn one_scenario_and_seed_give_byte_identical_reports() {
+    let path = shipped("access-key-outside-aws.yaml");
+    let (a, b) = (run(&path), run(&path));
+    assert_eq!(a.markdown(), b.markdown());
+    assert_eq!(a.json(), b.json());
+    assert_eq!(a.junit(), b.junit());
+}
+
+fn scenario(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_missed_expectation_is_named_with_its_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(shipped("access-key-outside-aws.yaml"))
+        .unwrap()
+        .replace(
+            "../../tests/",
+            &format!("{}/../tests/", env!("CARGO_MANIFEST_DIR")),
+        )
+        .replace("at: 11m", "at: 20m");
+    let path = scenario(dir.path(), "late.yaml", &text);
+    let loaded = drill::load(&path).unwrap();
+    let mut loaded = loaded;
+    loaded.playbooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../playbooks");
+    let report = drill::run(&loaded, 7).unwrap();
+    assert!(!report.passed);
+    let missed: Vec<_> = report
+        .missed()
+        .iter()
+        .map(|e| e.expectation.clone())
+        .collect();
+    assert!(
+        missed.contains(&"expect[2] user_disabled ci-deployer".to_string()),
+        "{missed:?}"
+    );
+    assert!(report
+        .markdown()
+        .contains("| MISSED | expect\\[2\\] user\\_disabled ci-deployer"));
+}
+
+#[test]
+fn scenario_errors_name_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario(
+        dir.path(),
+        "bad.yaml",
+        "name: x\ntimeline:\n  - at: soon\n    approve: {playbook: p, step: s, by: a}\n",
+    );
+    let e = drill::load(&path).unwrap_err();
+    assert_eq!(e.line, 3, "{e}");
+    assert_eq!(e.field, "timeline[0].at", "{e}");
+    assert!(e.to_string().contains("`soon` is not a duration"), "{e}");
+
+    let path = scenario(
+        dir.path(),
+        "unknown.yaml",
+        "name: x\nexpect:\n  - bye: 5m\n",
+    );
+    let e = drill::load(&path).unwrap_err();
+    assert_eq!(e.line, 3, "{e}");
+    assert!(e.to_string().contains("unknown field `bye`"), "{e}");
+}
+
+/// `cordon serve`'s intake refuses a finding a drill injected, and takes the same event unmarked.
+#[tokio::test(start_paused = true)]
+async fn serve_intake_refuses_a_drill_marked_finding() {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use cordon_engine::clock::VirtualClock;
+    use cordon_engine::cloud::Cloud;
+    use cordon_engine::config::Settings;
+    use cordon_engine::dispatch::{Dispatcher, Limits};
+    use cordon_engine::intake::{deliver, Verdict, DRILL_MARKER};
+    use cordon_engine::journal::{Journal, MemoryJournal};
+    use cordon_engine::playbook::PlaybookSet;
+    use cordon_engine::runner::Runner;
+    use cordon_engine::script::{Limits as ScriptLimits, Sandbox};
+    use cordon_simulator::SimCloud;
+
+    let sandbox = Arc::new(Sandbox::new(ScriptLimits::default()));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../playbooks");
+    let set = PlaybookSet::load_dir(&dir, &sandbox).unwrap_or_else(|e| panic!("{e:?}"));
+    let journal = Arc::new(MemoryJournal::new());
+    let runner = Runner::new(
+        journal.clone(),
+        Cloud::from_one(Arc::new(SimCloud::in_memory())),
+        Settings::default(),
+        sandbox,
+        Arc::new(set),
+        Arc::new(VirtualClock::starting_at(0)),
+    );
+    let dispatcher = Dispatcher::new(runner, Limits::default());
+    let event = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../tests/fixtures/events/aws.guardduty__UnauthorizedAccess_EC2_MaliciousIPCaller.Custom__1.json",
+    ))
+    .unwrap();
+    let mut marked: serde_json::Value = serde_json::from_slice(&event).unwrap();
+    marked[DRILL_MARKER] = "c2 drill".into();
+    let d = deliver(
+        &dispatcher,
+        marked.to_string().as_bytes(),
+        Instant::now(),
+        &|_| {},
+    )
+    .await;
+    match d.verdict {
+        Verdict::Invalid(e) => assert!(e.to_string().starts_with("cordon-drill marks"), "{e}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    assert!(journal.ids().await.unwrap().is_empty(), "no run journaled");
+    let d = deliver(&dispatcher, &event, Instant::now(), &|_| {}).await;
+    assert_eq!(d.verdict.label(), "accepted");
+}
