@@ -125,6 +125,14 @@ impl Served<'_> {
             .unwrap()
     }
 
+    fn reload(&self) -> Response {
+        self.http
+            .post(format!("{}/v1/admin/reload", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .unwrap()
+    }
+
     fn runs(&self) -> Vec<Value> {
         self.admin("/v1/runs").as_array().cloned().unwrap()
     }
@@ -411,25 +419,19 @@ fn the_cli_approves_and_releases_through_the_running_server() {
     assert_eq!(r.status().as_u16(), 401);
 }
 
+/// A playbook `id` that posts to chat on every GuardDuty finding.
+fn telling(id: &str) -> String {
+    format!("id: {id}\ntitle: t\nversion: 1\nmode: auto\ntrigger:\n  match:\n    source: [aws.guardduty]\nsteps:\n  - id: say\n    action: notify.chat\n    with: {{text: hello}}\n")
+}
+
 #[test]
 fn a_broken_playbook_reload_keeps_the_running_set() {
     let c = Cordon::new();
-    let pb = c.playbook_dir(
-        "tell",
-        "id: tell\ntitle: t\nversion: 1\nmode: auto\ntrigger:\n  match:\n    source: [aws.guardduty]\nsteps:\n  - id: say\n    action: notify.chat\n    with: {text: hello}\n",
-    );
+    let pb = c.playbook_dir("tell", &telling("tell"));
     let s = serve(&c, &["--playbooks", &pb], &[]);
-    std::fs::write(
-        Path::new(&pb).join("broken.yaml"),
-        "id: broken\ntitle: t\nversion: 1\nmode: auto\ntrigger:\n  match:\n    source: [aws.guardduty]\nsteps:\n  - id: x\n    action: no.such_action\n",
-    )
-    .unwrap();
-    let r = s
-        .http
-        .post(format!("{}/v1/admin/reload", s.url))
-        .bearer_auth(&s.token)
-        .send()
-        .unwrap();
+    let broken = telling("broken").replace("notify.chat", "no.such_action");
+    std::fs::write(Path::new(&pb).join("broken.yaml"), broken).unwrap();
+    let r = s.reload();
     assert_eq!(r.status().as_u16(), 422);
     let body: Value = r.json().unwrap();
     let errors = body["errors"].to_string();
@@ -445,18 +447,8 @@ fn a_broken_playbook_reload_keeps_the_running_set() {
     assert_eq!(a["runs"][0]["playbook"], "tell");
 
     std::fs::remove_file(Path::new(&pb).join("broken.yaml")).unwrap();
-    std::fs::write(
-        Path::new(&pb).join("tell.yaml"),
-        "id: tell2\ntitle: t\nversion: 1\nmode: auto\ntrigger:\n  match:\n    source: [aws.guardduty]\nsteps:\n  - id: say\n    action: notify.chat\n    with: {text: hello}\n",
-    )
-    .unwrap();
-    let r = s
-        .http
-        .post(format!("{}/v1/admin/reload", s.url))
-        .bearer_auth(&s.token)
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    std::fs::write(Path::new(&pb).join("tell.yaml"), telling("tell2")).unwrap();
+    assert_eq!(s.reload().status().as_u16(), 200);
     let (status, a) = s.post_json(&finding("after-reload", "i-0aaaaaaaaaaaaaaa4"));
     assert_eq!(status, 202);
     assert_eq!(a["runs"][0]["playbook"], "tell2");
