@@ -4,6 +4,7 @@
 #
 #   bench/run.sh            # all four
 #   bench/run.sh ingest     # one of: pattern ingest journal memory
+#   bench/run.sh serve [latency|nomatch|durable]   # the server benchmarks: bench/serve.sh
 #
 # Figures and targets (pattern, ingest: medians of per-round ratios, all variants measured in each
 # round):
@@ -14,8 +15,14 @@
 # - journal: a 5-step run end to end, every transition flushed, vs bare sled insert + flush
 #            pairs on the same disk. Target: run <= 2x bare.
 # - memory:  RSS of one process holding 10,000 runs waiting for approval. Target < 200 MB.
+# - serve:   `cordon serve` under load (see bench/serve.sh). Not part of `all`: it needs a release
+#            build of the binary with the AWS SDK, which the engine's benches do not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [[ ${1:-} == serve ]]; then
+    exec bench/serve.sh "${2:-all}"
+fi
 
 # Short criterion runs; override with e.g. CRITERION_ARGS="--measurement-time 10".
 CRITERION_ARGS=${CRITERION_ARGS:---warm-up-time 1 --measurement-time 3}
