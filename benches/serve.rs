@@ -37,10 +37,13 @@ use std::time::{Duration, Instant};
 
 use reqwest::Client;
 
+#[path = "serve/stats.rs"]
+mod stats;
 #[path = "serve/support.rs"]
 mod support;
 
-use support::{median, Events, Hist, Served, Tally};
+use stats::{median, Hist};
+use support::{Events, Served, Tally};
 
 const CONTAINMENT: &str = "cordon_time_to_first_containment_seconds";
 /// The target for benchmark 1, in seconds; a bucket bound of that histogram.
@@ -89,7 +92,7 @@ fn next_id() -> u64 {
 /// Benchmark 1.
 async fn latency(http: &Client, s: &Settings, matching: &Arc<Events>) {
     println!(
-        "== serve 1: event received -> first containment call (sim cloud), {} events/s open loop, {} x {:.0} s ==",
+        "== serve 1: event received -> first containment call (sim cloud), {} events/s open loop, {} x {:.1} s ==",
         s.rate,
         s.rounds,
         s.seconds.as_secs_f64()
@@ -151,7 +154,7 @@ async fn latency(http: &Client, s: &Settings, matching: &Arc<Events>) {
         hist.sum / hist.count.max(1) as f64 * 1e3,
         hist.share_at_or_below(TARGET_P99) * 100.0
     );
-    let ms = |v: &[f64], q: f64| support::quantile(v, q) * 1e3;
+    let ms = |v: &[f64], q: f64| stats::quantile(v, q) * 1e3;
     println!(
         "  202 answer at the client: p50 {:>7.3} ms p99 {:>7.3} ms; bare axum, same load: p50 {:>7.3} ms p99 {:>7.3} ms",
         ms(&cordon_rtt, 0.5),
@@ -174,7 +177,7 @@ async fn latency(http: &Client, s: &Settings, matching: &Arc<Events>) {
 /// Benchmark 2.
 async fn no_match(http: &Client, s: &Settings, other: &Arc<Events>) {
     println!(
-        "== serve 2: events matching no playbook, {} senders, vs a bare axum 202 handler, {} rounds of {:.0} s each ==",
+        "== serve 2: events matching no playbook, {} senders, vs a bare axum 202 handler, {} rounds of {:.1} s each ==",
         s.concurrency,
         s.rounds,
         s.seconds.as_secs_f64()
@@ -218,7 +221,7 @@ async fn no_match(http: &Client, s: &Settings, other: &Arc<Events>) {
 /// Benchmark 3.
 async fn durable(http: &Client, s: &Settings, matching: &Arc<Events>) {
     println!(
-        "== serve 3: matching events, each run durable before its 202, {} senders, vs a bare sled insert + flush loop, {} rounds of {:.0} s each ==",
+        "== serve 3: matching events, each run durable before its 202, {} senders, vs a bare sled insert + flush loop, {} rounds of {:.1} s each ==",
         s.concurrency,
         s.rounds,
         s.seconds.as_secs_f64()
@@ -301,6 +304,9 @@ fn main() {
         .cloned()
         .unwrap_or_else(|| "all".into());
     let s = Settings::from_env(smoke);
+    if smoke {
+        println!("smoke run (no --bench argument): checks that the bench works; its figures mean nothing");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
