@@ -487,10 +487,7 @@ fn config_file_sets_journal_and_action_settings() {
         c.path().join("state/journal").is_dir(),
         "the configured journal is used"
     );
-    let world: Value = serde_json::from_slice(
-        &std::fs::read(c.path().join("state/journal/sim-world.json")).unwrap(),
-    )
-    .unwrap();
+    let world = common::world_at(&c.path().join("state/journal/sim-world.json"));
     let r = region(&world, DEMO_ACCOUNT, "us-east-1");
     let (iso, _) = group_named(r, "ir-quarantine");
     for groups in r["instances"][DEMO_INSTANCE]["interfaces"]

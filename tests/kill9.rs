@@ -19,10 +19,15 @@ const INSTANCE: &str = "i-0961e0b3af8b3ec39";
 /// Mutating calls of the demo run: 1 snapshot, 8 for isolation, 1 chat post.
 const RUN_CALLS: usize = 10;
 
+/// The world as the running process left it so far: None before the finding is seeded.
+fn seeded_world(c: &Cordon) -> Option<Value> {
+    let w = cordon_simulator::SimCloud::load(&c.world_path()).ok()?;
+    let w = serde_json::to_value(w).ok()?;
+    w["accounts"][ACCOUNT].is_object().then_some(w)
+}
+
 fn calls_so_far(c: &Cordon) -> usize {
-    std::fs::read(c.world_path())
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+    seeded_world(c)
         .and_then(|w| w["calls"].as_array().map(Vec::len))
         .unwrap_or(0)
 }
@@ -36,9 +41,9 @@ fn kill_after(c: &Cordon, args: &[&str], after: usize) -> bool {
         .spawn()
         .expect("spawn cordon");
     let deadline = Instant::now() + Duration::from_secs(30);
-    // The world file appears when the finding's resources are seeded, just before the run is
-    // journaled; "after 0 calls" kills inside the pause before the first call.
-    while !c.world_path().exists() || calls_so_far(c) < after {
+    // The finding's resources are seeded just before the run is journaled; "after 0 calls" kills
+    // inside the pause before the first call.
+    while seeded_world(c).is_none() || calls_so_far(c) < after {
         if child.try_wait().expect("poll child").is_some() || Instant::now() > deadline {
             return false;
         }

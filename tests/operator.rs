@@ -238,10 +238,7 @@ fn instance_event(finding: &str, instance: &str) -> Value {
 }
 
 fn instances(c: &Cordon, journal: &str) -> Vec<String> {
-    let w: Value = serde_json::from_slice(
-        &std::fs::read(c.path().join(journal).join("sim-world.json")).unwrap(),
-    )
-    .unwrap();
+    let w = common::world_at(&c.path().join(journal).join("sim-world.json"));
     let mut ids: Vec<String> = w["accounts"]["352283894008"]["regions"]["us-east-1"]["instances"]
         .as_object()
         .unwrap()

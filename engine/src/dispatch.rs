@@ -28,7 +28,7 @@ use crate::event::FindingEvent;
 use crate::journal::Admission;
 use crate::playbook::{PlaybookRef, PlaybookSet};
 use crate::run::{RunState, Trigger};
-use crate::runner::{Expired, Runner, RunnerError, Submitted};
+use crate::runner::{Expired, Prepare, Runner, RunnerError, Submitted};
 
 /// How many runs at once (the config's `server.limits`; every field optional).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -222,8 +222,24 @@ impl Dispatcher {
         received: Instant,
         admission: Admission,
     ) -> Result<Vec<Submitted>, DispatchError> {
+        self.submit_prepared(fe, received, admission, &|_| {}).await
+    }
+
+    /// [`Dispatcher::submit_as`], calling `prepare` once before the finding's first run is
+    /// journaled (see [`Runner::submit_prepared`]).
+    pub async fn submit_prepared(
+        &self,
+        fe: &FindingEvent,
+        received: Instant,
+        admission: Admission,
+        prepare: &Prepare<'_>,
+    ) -> Result<Vec<Submitted>, DispatchError> {
         self.admit()?;
-        let submitted = self.inner.runner.submit_as(fe, admission).await?;
+        let submitted = self
+            .inner
+            .runner
+            .submit_prepared(fe, admission, prepare)
+            .await?;
         for s in &submitted {
             self.launch(s, received);
         }

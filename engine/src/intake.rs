@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::dispatch::{DispatchError, Dispatcher};
 use crate::event::{self, EventError, FindingEvent, Parsed, Rejected};
-use crate::runner::Submitted;
+use crate::journal::Admission;
+use crate::runner::{Prepare, Submitted};
 
 /// The top-level event field that marks a finding a drill injected (`cordon drill`). A drill's
 /// findings are rehearsals: a server acting on one would contain a real resource for a pretend
@@ -89,9 +90,10 @@ impl Verdict {
     }
 }
 
-/// Called with each finding that normalized, before its runs are journaled (the simulator
-/// creates the finding's resources in its world here).
-pub type OnFinding<'a> = dyn Fn(&FindingEvent) + Send + Sync + 'a;
+/// Called with each finding that starts a run, just before its runs are journaled (the
+/// simulator creates the finding's resources in its world here); never for a finding that
+/// starts nothing.
+pub type OnFinding<'a> = Prepare<'a>;
 
 /// Takes one delivered event (`bytes`, received at `received`) through the dispatcher.
 /// Never panics on input; returns once the verdict is durable (see [`Verdict`]).
@@ -118,8 +120,10 @@ pub async fn deliver(
             let mut submitted = Vec::new();
             let mut failed = None;
             for fe in &batch.findings {
-                on_finding(fe);
-                match dispatcher.submit(fe, received).await {
+                match dispatcher
+                    .submit_prepared(fe, received, Admission::Deliver, on_finding)
+                    .await
+                {
                     Ok(s) => submitted.extend(s),
                     Err(e) => {
                         failed = Some(e);

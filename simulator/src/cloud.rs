@@ -1,9 +1,10 @@
-//! [`SimCloud`]: the engine's cloud traits over a [`World`], optionally persisted to a JSON file
-//! (written atomically after every change) so that `run`, `approve` and `release` in separate
-//! processes act on one world.
+//! [`SimCloud`]: the engine's cloud traits over a [`World`], optionally kept on disk (a base
+//! snapshot and a log of every mutating call, see [`crate::oplog`]) so that `run`, `approve` and
+//! `release` in separate processes act on one world, and a killed process loses no call that
+//! returned.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -15,14 +16,17 @@ use cordon_engine::cloud::{
 };
 use cordon_engine::secret::Secret;
 use cordon_engine::Finding;
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use crate::oplog::{self, target, OpLog};
 use crate::world::{Account, Group, Region, World};
 
 /// The simulated cloud.
 pub struct SimCloud {
     world: Mutex<World>,
-    path: Option<PathBuf>,
+    /// Where every mutating call is appended, when the world is kept on disk. Locked only while
+    /// the world is (world first), so the log's order is the order calls changed the world.
+    log: Mutex<Option<OpLog>>,
     /// Pause before each mutating call (lets tests kill the process mid-step).
     delay: Duration,
     /// Injected failures: API name -> (kind, remaining count).
@@ -37,24 +41,35 @@ pub struct WorldFileError {
     message: String,
 }
 
+impl WorldFileError {
+    pub(crate) fn new(path: &Path, message: String) -> WorldFileError {
+        WorldFileError {
+            path: path.display().to_string(),
+            message,
+        }
+    }
+}
+
 impl SimCloud {
     /// A world in memory only.
     pub fn in_memory() -> SimCloud {
         SimCloud::with(World::default(), None)
     }
 
-    /// The world stored at `path` (created if absent).
+    /// The world stored at `path` (created if absent): its snapshot and the calls logged beside
+    /// it (`<path>.log`), replayed, then written back as one snapshot with an empty log.
+    ///
+    /// Errors: the file cannot be read or written, or holds no world.
     pub fn open(path: &Path) -> Result<SimCloud, WorldFileError> {
-        let err = |m: String| WorldFileError {
-            path: path.display().to_string(),
-            message: m,
-        };
-        let world = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| err(e.to_string()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => World::default(),
-            Err(e) => return Err(err(e.to_string())),
-        };
-        Ok(SimCloud::with(world, Some(path.to_path_buf())))
+        let world = oplog::load(path)?;
+        let log = oplog::compact(path, &world)?;
+        Ok(SimCloud::with(world, Some(log)))
+    }
+
+    /// The world stored at `path` as the last call left it (snapshot plus log), read only: for
+    /// tests and tools that look at a world another process is using.
+    pub fn load(path: &Path) -> Result<World, WorldFileError> {
+        oplog::load(path)
     }
 
     /// A world in memory only, starting from `world`.
@@ -62,10 +77,10 @@ impl SimCloud {
         SimCloud::with(world, None)
     }
 
-    fn with(world: World, path: Option<PathBuf>) -> SimCloud {
+    fn with(world: World, log: Option<OpLog>) -> SimCloud {
         SimCloud {
             world: Mutex::new(world),
-            path,
+            log: Mutex::new(log),
             delay: Duration::ZERO,
             faults: Mutex::new(BTreeMap::new()),
         }
@@ -89,7 +104,7 @@ impl SimCloud {
     pub fn seed(&self, finding: &Finding) -> Result<(), WorldFileError> {
         let mut w = self.lock();
         w.seed(finding);
-        self.persist(&w)
+        self.append("cordon:Seed", || json!({ "finding": finding }))
     }
 
     /// A copy of the world.
@@ -101,18 +116,12 @@ impl SimCloud {
         self.world.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn persist(&self, w: &World) -> Result<(), WorldFileError> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        let err = |m: String| WorldFileError {
-            path: path.display().to_string(),
-            message: m,
-        };
-        let tmp = path.with_extension("tmp");
-        let bytes = serde_json::to_vec_pretty(w).map_err(|e| err(e.to_string()))?;
-        std::fs::write(&tmp, bytes).map_err(|e| err(e.to_string()))?;
-        std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+    /// Logs a call that changed the world (called with the world locked).
+    fn append(&self, api: &str, args: impl FnOnce() -> Value) -> Result<(), WorldFileError> {
+        match self.log.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            Some(log) => log.append(api, args()),
+            None => Ok(()),
+        }
     }
 
     fn fault(&self, api: &str) -> CloudResult<()> {
@@ -136,11 +145,14 @@ impl SimCloud {
         f(&self.lock())
     }
 
-    /// A mutating call: fault, delay, change, log, persist.
+    /// A mutating call: fault, delay, change, log. `args` are the call's arguments as the log
+    /// keeps them (see [`crate::oplog`]); the call is logged even when it fails, since replaying
+    /// it then fails the same way and leaves the world as it did.
     pub(crate) async fn write<R>(
         &self,
         api: &str,
         account: &str,
+        args: impl FnOnce() -> Value,
         f: impl FnOnce(&mut World) -> CloudResult<R>,
     ) -> CloudResult<R> {
         self.fault(api)?;
@@ -148,11 +160,13 @@ impl SimCloud {
             tokio::time::sleep(self.delay).await;
         }
         let mut w = self.lock();
-        let r = f(&mut w)?;
-        w.calls.push(format!("{api} {account}"));
-        self.persist(&w)
+        let r = f(&mut w);
+        if r.is_ok() {
+            w.calls.push(format!("{api} {account}"));
+        }
+        self.append(api, args)
             .map_err(|e| CloudError::fatal(e.to_string()))?;
-        Ok(r)
+        r
     }
 }
 
@@ -203,10 +217,15 @@ impl Organizations for SimCloud {
         })
     }
     async fn enable_scp(&self, _root: &str) -> CloudResult<()> {
-        self.write("organizations:EnablePolicyType", "org", |w| {
-            w.org.scp_enabled = true;
-            Ok(())
-        })
+        self.write(
+            "organizations:EnablePolicyType",
+            "org",
+            || json!({}),
+            |w| {
+                w.org.scp_enabled = true;
+                Ok(())
+            },
+        )
         .await
     }
     async fn find_policy(&self, name: &str) -> CloudResult<Option<PolicyInfo>> {
@@ -228,21 +247,26 @@ impl Organizations for SimCloud {
         _description: &str,
         content: &str,
     ) -> CloudResult<PolicyInfo> {
-        self.write("organizations:CreatePolicy", "org", |w| {
-            let id = w.id("p-");
-            w.org
-                .policies
-                .insert(id.clone(), (name.into(), content.into()));
-            Ok(PolicyInfo {
-                id,
-                name: name.into(),
-                content: content.into(),
-            })
-        })
+        self.write(
+            "organizations:CreatePolicy",
+            "org",
+            || json!({"name": name, "content": content}),
+            |w| {
+                let id = w.id("p-");
+                w.org
+                    .policies
+                    .insert(id.clone(), (name.into(), content.into()));
+                Ok(PolicyInfo {
+                    id,
+                    name: name.into(),
+                    content: content.into(),
+                })
+            },
+        )
         .await
     }
     async fn attach_policy(&self, policy_id: &str, account: &str) -> CloudResult<()> {
-        self.write("organizations:AttachPolicy", account, |w| {
+        self.write("organizations:AttachPolicy", account, || json!({"policy": policy_id, "account": account}), |w| {
             if !w.org.scp_enabled {
                 return Err(CloudError::fatal("PolicyTypeNotEnabledException: SERVICE_CONTROL_POLICY is not enabled on the root"));
             }
@@ -253,8 +277,11 @@ impl Organizations for SimCloud {
         .await
     }
     async fn detach_policy(&self, policy_id: &str, account: &str) -> CloudResult<()> {
-        self.write("organizations:DetachPolicy", account, |w| {
-            match w
+        self.write(
+            "organizations:DetachPolicy",
+            account,
+            || json!({"policy": policy_id, "account": account}),
+            |w| match w
                 .org
                 .attachments
                 .get_mut(account)
@@ -264,8 +291,8 @@ impl Organizations for SimCloud {
                 _ => Err(CloudError::not_found(format!(
                     "{policy_id} is not attached to {account}"
                 ))),
-            }
-        })
+            },
+        )
         .await
     }
     async fn policies_for_account(&self, account: &str) -> CloudResult<Vec<PolicyInfo>> {
@@ -303,15 +330,20 @@ impl Iam for SimCloud {
         name: &str,
         doc: &str,
     ) -> CloudResult<()> {
-        self.write("iam:PutRolePolicy", &t.account, |w| {
-            let r = w
-                .account(&t.account)
-                .roles
-                .get_mut(role)
-                .ok_or_else(|| missing(&format!("role {role}"), t))?;
-            r.inline.insert(name.into(), doc.into());
-            Ok(())
-        })
+        self.write(
+            "iam:PutRolePolicy",
+            &t.account,
+            || json!({"target": target(t), "role": role, "name": name, "doc": doc}),
+            |w| {
+                let r = w
+                    .account(&t.account)
+                    .roles
+                    .get_mut(role)
+                    .ok_or_else(|| missing(&format!("role {role}"), t))?;
+                r.inline.insert(name.into(), doc.into());
+                Ok(())
+            },
+        )
         .await
     }
     async fn get_role_policy(
@@ -328,17 +360,22 @@ impl Iam for SimCloud {
         })
     }
     async fn delete_role_policy(&self, t: &Target, role: &str, name: &str) -> CloudResult<()> {
-        self.write("iam:DeleteRolePolicy", &t.account, |w| {
-            let r = w
-                .account(&t.account)
-                .roles
-                .get_mut(role)
-                .ok_or_else(|| missing(&format!("role {role}"), t))?;
-            r.inline
-                .remove(name)
-                .map(|_| ())
-                .ok_or_else(|| missing(&format!("policy {name} of {role}"), t))
-        })
+        self.write(
+            "iam:DeleteRolePolicy",
+            &t.account,
+            || json!({"target": target(t), "role": role, "name": name}),
+            |w| {
+                let r = w
+                    .account(&t.account)
+                    .roles
+                    .get_mut(role)
+                    .ok_or_else(|| missing(&format!("role {role}"), t))?;
+                r.inline
+                    .remove(name)
+                    .map(|_| ())
+                    .ok_or_else(|| missing(&format!("policy {name} of {role}"), t))
+            },
+        )
         .await
     }
     async fn get_user(&self, t: &Target, user: &str) -> CloudResult<Option<UserInfo>> {
@@ -371,42 +408,52 @@ impl Iam for SimCloud {
         key_id: &str,
         status: KeyStatus,
     ) -> CloudResult<()> {
-        self.write("iam:UpdateAccessKey", &t.account, |w| {
-            let u = w
-                .account(&t.account)
-                .users
-                .get_mut(user)
-                .ok_or_else(|| missing(&format!("user {user}"), t))?;
-            let k = u
-                .keys
-                .iter_mut()
-                .find(|(id, _)| id == key_id)
-                .ok_or_else(|| missing(&format!("access key {key_id}"), t))?;
-            k.1 = status;
-            Ok(())
-        })
+        self.write(
+            "iam:UpdateAccessKey",
+            &t.account,
+            || json!({"target": target(t), "user": user, "key": key_id, "status": status}),
+            |w| {
+                let u = w
+                    .account(&t.account)
+                    .users
+                    .get_mut(user)
+                    .ok_or_else(|| missing(&format!("user {user}"), t))?;
+                let k = u
+                    .keys
+                    .iter_mut()
+                    .find(|(id, _)| id == key_id)
+                    .ok_or_else(|| missing(&format!("access key {key_id}"), t))?;
+                k.1 = status;
+                Ok(())
+            },
+        )
         .await
     }
     async fn create_access_key(&self, t: &Target, user: &str) -> CloudResult<NewAccessKey> {
-        self.write("iam:CreateAccessKey", &t.account, |w| {
-            let id = format!("AKIASIM{:013}", w.next_id + 1);
-            w.next_id += 1;
-            let u = w
-                .account(&t.account)
-                .users
-                .get_mut(user)
-                .ok_or_else(|| missing(&format!("user {user}"), t))?;
-            if u.keys.len() >= 2 {
-                return Err(CloudError::fatal(format!(
-                    "LimitExceeded: user {user} already has 2 access keys"
-                )));
-            }
-            u.keys.push((id.clone(), KeyStatus::Active));
-            Ok(NewAccessKey {
-                id,
-                secret: Secret::new(format!("simsecret{}", w.next_id)),
-            })
-        })
+        self.write(
+            "iam:CreateAccessKey",
+            &t.account,
+            || json!({"target": target(t), "user": user}),
+            |w| {
+                let id = format!("AKIASIM{:013}", w.next_id + 1);
+                w.next_id += 1;
+                let u = w
+                    .account(&t.account)
+                    .users
+                    .get_mut(user)
+                    .ok_or_else(|| missing(&format!("user {user}"), t))?;
+                if u.keys.len() >= 2 {
+                    return Err(CloudError::fatal(format!(
+                        "LimitExceeded: user {user} already has 2 access keys"
+                    )));
+                }
+                u.keys.push((id.clone(), KeyStatus::Active));
+                Ok(NewAccessKey {
+                    id,
+                    secret: Secret::new(format!("simsecret{}", w.next_id)),
+                })
+            },
+        )
         .await
     }
     async fn has_login_profile(&self, t: &Target, user: &str) -> CloudResult<bool> {
@@ -418,17 +465,22 @@ impl Iam for SimCloud {
         })
     }
     async fn delete_login_profile(&self, t: &Target, user: &str) -> CloudResult<()> {
-        self.write("iam:DeleteLoginProfile", &t.account, |w| {
-            let u = w
-                .account(&t.account)
-                .users
-                .get_mut(user)
-                .ok_or_else(|| missing(&format!("user {user}"), t))?;
-            if !std::mem::take(&mut u.login_profile) {
-                return Err(missing(&format!("login profile of {user}"), t));
-            }
-            Ok(())
-        })
+        self.write(
+            "iam:DeleteLoginProfile",
+            &t.account,
+            || json!({"target": target(t), "user": user}),
+            |w| {
+                let u = w
+                    .account(&t.account)
+                    .users
+                    .get_mut(user)
+                    .ok_or_else(|| missing(&format!("user {user}"), t))?;
+                if !std::mem::take(&mut u.login_profile) {
+                    return Err(missing(&format!("login profile of {user}"), t));
+                }
+                Ok(())
+            },
+        )
         .await
     }
     async fn put_user_policy(
@@ -438,15 +490,20 @@ impl Iam for SimCloud {
         name: &str,
         doc: &str,
     ) -> CloudResult<()> {
-        self.write("iam:PutUserPolicy", &t.account, |w| {
-            let u = w
-                .account(&t.account)
-                .users
-                .get_mut(user)
-                .ok_or_else(|| missing(&format!("user {user}"), t))?;
-            u.inline.insert(name.into(), doc.into());
-            Ok(())
-        })
+        self.write(
+            "iam:PutUserPolicy",
+            &t.account,
+            || json!({"target": target(t), "user": user, "name": name, "doc": doc}),
+            |w| {
+                let u = w
+                    .account(&t.account)
+                    .users
+                    .get_mut(user)
+                    .ok_or_else(|| missing(&format!("user {user}"), t))?;
+                u.inline.insert(name.into(), doc.into());
+                Ok(())
+            },
+        )
         .await
     }
     async fn get_user_policy(
@@ -463,17 +520,22 @@ impl Iam for SimCloud {
         })
     }
     async fn delete_user_policy(&self, t: &Target, user: &str, name: &str) -> CloudResult<()> {
-        self.write("iam:DeleteUserPolicy", &t.account, |w| {
-            let u = w
-                .account(&t.account)
-                .users
-                .get_mut(user)
-                .ok_or_else(|| missing(&format!("user {user}"), t))?;
-            u.inline
-                .remove(name)
-                .map(|_| ())
-                .ok_or_else(|| missing(&format!("policy {name} of {user}"), t))
-        })
+        self.write(
+            "iam:DeleteUserPolicy",
+            &t.account,
+            || json!({"target": target(t), "user": user, "name": name}),
+            |w| {
+                let u = w
+                    .account(&t.account)
+                    .users
+                    .get_mut(user)
+                    .ok_or_else(|| missing(&format!("user {user}"), t))?;
+                u.inline
+                    .remove(name)
+                    .map(|_| ())
+                    .ok_or_else(|| missing(&format!("policy {name} of {user}"), t))
+            },
+        )
         .await
     }
 }
@@ -550,60 +612,75 @@ impl Ec2 for SimCloud {
         name: &str,
         _d: &str,
     ) -> CloudResult<String> {
-        self.write("ec2:CreateSecurityGroup", &t.account, |w| {
-            let id = w.id("sg-");
-            let r = region_mut(w, t);
-            if r.groups
-                .values()
-                .any(|g| g.vpc_id == vpc_id && g.name == name)
-            {
-                return Err(CloudError::fatal(format!(
-                    "InvalidGroup.Duplicate: {name} exists in {vpc_id}"
-                )));
-            }
-            // EC2 gives every new group an allow-all egress rule.
-            r.groups.insert(
-                id.clone(),
-                Group {
-                    name: name.into(),
-                    vpc_id: vpc_id.into(),
-                    ingress: 0,
-                    egress: 1,
-                },
-            );
-            Ok(id)
-        })
+        self.write(
+            "ec2:CreateSecurityGroup",
+            &t.account,
+            || json!({"target": target(t), "vpc": vpc_id, "name": name}),
+            |w| {
+                let id = w.id("sg-");
+                let r = region_mut(w, t);
+                if r.groups
+                    .values()
+                    .any(|g| g.vpc_id == vpc_id && g.name == name)
+                {
+                    return Err(CloudError::fatal(format!(
+                        "InvalidGroup.Duplicate: {name} exists in {vpc_id}"
+                    )));
+                }
+                // EC2 gives every new group an allow-all egress rule.
+                r.groups.insert(
+                    id.clone(),
+                    Group {
+                        name: name.into(),
+                        vpc_id: vpc_id.into(),
+                        ingress: 0,
+                        egress: 1,
+                    },
+                );
+                Ok(id)
+            },
+        )
         .await
     }
     async fn revoke_all_egress(&self, t: &Target, group_id: &str) -> CloudResult<()> {
-        self.write("ec2:RevokeSecurityGroupEgress", &t.account, |w| {
-            region_mut(w, t)
-                .groups
-                .get_mut(group_id)
-                .map(|g| g.egress = 0)
-                .ok_or_else(|| missing(group_id, t))
-        })
+        self.write(
+            "ec2:RevokeSecurityGroupEgress",
+            &t.account,
+            || json!({"target": target(t), "group": group_id}),
+            |w| {
+                region_mut(w, t)
+                    .groups
+                    .get_mut(group_id)
+                    .map(|g| g.egress = 0)
+                    .ok_or_else(|| missing(group_id, t))
+            },
+        )
         .await
     }
     async fn allow_all_traffic(&self, t: &Target, group_id: &str) -> CloudResult<()> {
-        self.write("ec2:AuthorizeSecurityGroupIngress", &t.account, |w| {
-            region_mut(w, t)
-                .groups
-                .get_mut(group_id)
-                .map(|g| (g.ingress, g.egress) = (2, 2))
-                .ok_or_else(|| missing(group_id, t))
-        })
+        self.write(
+            "ec2:AuthorizeSecurityGroupIngress",
+            &t.account,
+            || json!({"target": target(t), "group": group_id}),
+            |w| {
+                region_mut(w, t)
+                    .groups
+                    .get_mut(group_id)
+                    .map(|g| (g.ingress, g.egress) = (2, 2))
+                    .ok_or_else(|| missing(group_id, t))
+            },
+        )
         .await
     }
     async fn set_interface_groups(
         &self,
         t: &Target,
-        _instance: &str,
+        instance: &str,
         iface: &InterfaceRef<'_>,
         groups: &[String],
     ) -> CloudResult<()> {
         let eni = iface.id;
-        self.write("ec2:ModifyNetworkInterfaceAttribute", &t.account, |w| {
+        self.write("ec2:ModifyNetworkInterfaceAttribute", &t.account, || json!({"target": target(t), "instance": instance, "interface": eni, "primary": iface.primary, "groups": groups}), |w| {
             let r = region_mut(w, t);
             if let Some(bad) = groups.iter().find(|g| !r.groups.contains_key(*g)) {
                 return Err(missing(&format!("security group {bad}"), t));
@@ -619,13 +696,18 @@ impl Ec2 for SimCloud {
         .await
     }
     async fn set_termination_protection(&self, t: &Target, id: &str, on: bool) -> CloudResult<()> {
-        self.write("ec2:ModifyInstanceAttribute", &t.account, |w| {
-            region_mut(w, t)
-                .instances
-                .get_mut(id)
-                .map(|i| i.termination_protection = on)
-                .ok_or_else(|| missing(id, t))
-        })
+        self.write(
+            "ec2:ModifyInstanceAttribute",
+            &t.account,
+            || json!({"target": target(t), "instance": id, "on": on}),
+            |w| {
+                region_mut(w, t)
+                    .instances
+                    .get_mut(id)
+                    .map(|i| i.termination_protection = on)
+                    .ok_or_else(|| missing(id, t))
+            },
+        )
         .await
     }
     async fn create_snapshot(
@@ -635,20 +717,25 @@ impl Ec2 for SimCloud {
         _d: &str,
         tags: &BTreeMap<String, String>,
     ) -> CloudResult<String> {
-        self.write("ec2:CreateSnapshot", &t.account, |w| {
-            let id = w.id("snap-");
-            let r = region_mut(w, t);
-            if !r
-                .instances
-                .values()
-                .any(|i| i.volumes.iter().any(|v| v == volume_id))
-            {
-                return Err(missing(volume_id, t));
-            }
-            r.snapshots
-                .insert(id.clone(), (volume_id.into(), tags.clone()));
-            Ok(id)
-        })
+        self.write(
+            "ec2:CreateSnapshot",
+            &t.account,
+            || json!({"target": target(t), "volume": volume_id, "tags": tags}),
+            |w| {
+                let id = w.id("snap-");
+                let r = region_mut(w, t);
+                if !r
+                    .instances
+                    .values()
+                    .any(|i| i.volumes.iter().any(|v| v == volume_id))
+                {
+                    return Err(missing(volume_id, t));
+                }
+                r.snapshots
+                    .insert(id.clone(), (volume_id.into(), tags.clone()));
+                Ok(id)
+            },
+        )
         .await
     }
     async fn find_snapshots(
@@ -677,27 +764,37 @@ impl Ec2 for SimCloud {
         resource: &str,
         tags: &BTreeMap<String, String>,
     ) -> CloudResult<()> {
-        self.write("ec2:CreateTags", &t.account, |w| {
-            let i = region_mut(w, t)
-                .instances
-                .get_mut(resource)
-                .ok_or_else(|| missing(resource, t))?;
-            i.tags.extend(tags.clone());
-            Ok(())
-        })
+        self.write(
+            "ec2:CreateTags",
+            &t.account,
+            || json!({"target": target(t), "resource": resource, "tags": tags}),
+            |w| {
+                let i = region_mut(w, t)
+                    .instances
+                    .get_mut(resource)
+                    .ok_or_else(|| missing(resource, t))?;
+                i.tags.extend(tags.clone());
+                Ok(())
+            },
+        )
         .await
     }
     async fn delete_tags(&self, t: &Target, resource: &str, keys: &[String]) -> CloudResult<()> {
-        self.write("ec2:DeleteTags", &t.account, |w| {
-            let i = region_mut(w, t)
-                .instances
-                .get_mut(resource)
-                .ok_or_else(|| missing(resource, t))?;
-            keys.iter().for_each(|k| {
-                i.tags.remove(k);
-            });
-            Ok(())
-        })
+        self.write(
+            "ec2:DeleteTags",
+            &t.account,
+            || json!({"target": target(t), "resource": resource, "keys": keys}),
+            |w| {
+                let i = region_mut(w, t)
+                    .instances
+                    .get_mut(resource)
+                    .ok_or_else(|| missing(resource, t))?;
+                keys.iter().for_each(|k| {
+                    i.tags.remove(k);
+                });
+                Ok(())
+            },
+        )
         .await
     }
 }
@@ -712,16 +809,21 @@ impl Ssm for SimCloud {
         _d: &str,
     ) -> CloudResult<u64> {
         let empty = value.expose().is_empty();
-        self.write("ssm:PutParameter", &t.account, |w| {
-            if empty {
-                return Err(CloudError::fatal(
-                    "ValidationException: empty parameter value",
-                ));
-            }
-            let v = region_mut(w, t).parameters.entry(name.into()).or_insert(0);
-            *v += 1;
-            Ok(*v)
-        })
+        self.write(
+            "ssm:PutParameter",
+            &t.account,
+            || json!({"target": target(t), "name": name, "empty": empty}),
+            |w| {
+                if empty {
+                    return Err(CloudError::fatal(
+                        "ValidationException: empty parameter value",
+                    ));
+                }
+                let v = region_mut(w, t).parameters.entry(name.into()).or_insert(0);
+                *v += 1;
+                Ok(*v)
+            },
+        )
         .await
     }
     async fn parameter_exists(&self, t: &Target, name: &str) -> CloudResult<bool> {
@@ -737,13 +839,18 @@ impl Ssm for SimCloud {
         _p: &BTreeMap<String, Vec<String>>,
         _c: &str,
     ) -> CloudResult<String> {
-        self.write("ssm:SendCommand", &t.account, |w| {
-            let id = w.id("cmd-");
-            region_mut(w, t)
-                .commands
-                .insert(id.clone(), (document.into(), instance_ids.to_vec()));
-            Ok(id)
-        })
+        self.write(
+            "ssm:SendCommand",
+            &t.account,
+            || json!({"target": target(t), "document": document, "instances": instance_ids}),
+            |w| {
+                let id = w.id("cmd-");
+                region_mut(w, t)
+                    .commands
+                    .insert(id.clone(), (document.into(), instance_ids.to_vec()));
+                Ok(id)
+            },
+        )
         .await
     }
     async fn command_status(
@@ -770,7 +877,7 @@ impl Events for SimCloud {
         detail_type: &str,
         detail: &Value,
     ) -> CloudResult<()> {
-        self.write("events:PutEvents", bus, |w| {
+        self.write("events:PutEvents", bus, || json!({"bus": bus, "source": source, "detail_type": detail_type, "detail": detail}), |w| {
             w.events.push(serde_json::json!({"bus": bus, "source": source, "detail-type": detail_type, "detail": detail}));
             Ok(())
         })
@@ -781,10 +888,15 @@ impl Events for SimCloud {
 #[async_trait]
 impl Chat for SimCloud {
     async fn post(&self, channel: Option<&str>, text: &str) -> CloudResult<Delivery> {
-        self.write("chat:post", channel.unwrap_or("default"), |w| {
-            w.chat.push(text.to_string());
-            Ok(Delivery::Posted)
-        })
+        self.write(
+            "chat:post",
+            channel.unwrap_or("default"),
+            || json!({"channel": channel, "text": text}),
+            |w| {
+                w.chat.push(text.to_string());
+                Ok(Delivery::Posted)
+            },
+        )
         .await
     }
 }

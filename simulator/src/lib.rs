@@ -3,10 +3,12 @@
 //!
 //! - `world`: the state (accounts, IAM, EC2, SSM, SCPs) and a log of every mutating call.
 //! - `cloud`: [`SimCloud`], the traits over a world, persisted beside the journal for `--cloud sim`.
+//! - `oplog`: how a kept world is stored: a snapshot and a log of the calls made since.
 //! - `scaling`: Auto Scaling groups and load balancer target groups of a [`SimCloud`].
 
 mod cloud;
 pub mod drill;
+mod oplog;
 mod scaling;
 pub mod world;
 

@@ -10,7 +10,10 @@ use cordon_engine::cloud::{
     TargetRegistration,
 };
 
+use serde_json::json;
+
 use crate::cloud::{account, missing, region, region_mut, SimCloud};
+use crate::oplog::target;
 use crate::world::{self, Region, World};
 
 fn group_info(name: &str, g: &world::ScalingGroup) -> ScalingGroup {
@@ -125,7 +128,7 @@ impl AutoScaling for SimCloud {
         instance: &str,
         decrement: bool,
     ) -> CloudResult<()> {
-        self.write("autoscaling:DetachInstances", &t.account, |w| {
+        self.write("autoscaling:DetachInstances", &t.account, || json!({"target": target(t), "group": group, "instance": instance, "decrement": decrement}), |w| {
             leave(w, t, group, instance, decrement)?;
             if let Some(g) = region_mut(w, t).scaling_groups.get_mut(group) {
                 g.instances.remove(instance);
@@ -136,26 +139,31 @@ impl AutoScaling for SimCloud {
     }
 
     async fn attach_instance(&self, t: &Target, group: &str, instance: &str) -> CloudResult<()> {
-        self.write("autoscaling:AttachInstances", &t.account, |w| {
-            let r = region_mut(w, t);
-            if !r.instances.contains_key(instance) {
-                return Err(missing(&format!("instance {instance}"), t));
-            }
-            let g = r
-                .scaling_groups
-                .get_mut(group)
-                .ok_or_else(|| missing(&format!("Auto Scaling group {group}"), t))?;
-            if g.desired_capacity + 1 > g.max_size {
-                return Err(validation(format!(
-                    "attaching would take {group} above its maximum size ({})",
-                    g.max_size
-                )));
-            }
-            g.desired_capacity += 1;
-            g.instances.insert(instance.into(), "InService".into());
-            in_group_targets(r, group, instance, true);
-            Ok(())
-        })
+        self.write(
+            "autoscaling:AttachInstances",
+            &t.account,
+            || json!({"target": target(t), "group": group, "instance": instance}),
+            |w| {
+                let r = region_mut(w, t);
+                if !r.instances.contains_key(instance) {
+                    return Err(missing(&format!("instance {instance}"), t));
+                }
+                let g = r
+                    .scaling_groups
+                    .get_mut(group)
+                    .ok_or_else(|| missing(&format!("Auto Scaling group {group}"), t))?;
+                if g.desired_capacity + 1 > g.max_size {
+                    return Err(validation(format!(
+                        "attaching would take {group} above its maximum size ({})",
+                        g.max_size
+                    )));
+                }
+                g.desired_capacity += 1;
+                g.instances.insert(instance.into(), "InService".into());
+                in_group_targets(r, group, instance, true);
+                Ok(())
+            },
+        )
         .await
     }
 
@@ -166,7 +174,7 @@ impl AutoScaling for SimCloud {
         instance: &str,
         decrement: bool,
     ) -> CloudResult<()> {
-        self.write("autoscaling:EnterStandby", &t.account, |w| {
+        self.write("autoscaling:EnterStandby", &t.account, || json!({"target": target(t), "group": group, "instance": instance, "decrement": decrement}), |w| {
             leave(w, t, group, instance, decrement)?;
             if let Some(g) = region_mut(w, t).scaling_groups.get_mut(group) {
                 g.instances.insert(instance.into(), "Standby".into());
@@ -214,19 +222,24 @@ impl LoadBalancing for SimCloud {
         instance: &str,
         reg: &TargetRegistration,
     ) -> CloudResult<()> {
-        self.write("elasticloadbalancing:DeregisterTargets", &t.account, |w| {
-            let tg = region_mut(w, t)
-                .target_groups
-                .get_mut(&reg.target_group_arn)
-                .ok_or_else(|| missing(&reg.target_group_arn, t))?;
-            let port = reg.port.unwrap_or(tg.port);
-            let before = tg.targets.len();
-            tg.targets.retain(|(i, p)| !(i == instance && *p == port));
-            if tg.targets.len() == before {
-                return Err(missing(&format!("target {instance}:{port}"), t));
-            }
-            Ok(())
-        })
+        self.write(
+            "elasticloadbalancing:DeregisterTargets",
+            &t.account,
+            || json!({"target": target(t), "instance": instance, "registration": reg}),
+            |w| {
+                let tg = region_mut(w, t)
+                    .target_groups
+                    .get_mut(&reg.target_group_arn)
+                    .ok_or_else(|| missing(&reg.target_group_arn, t))?;
+                let port = reg.port.unwrap_or(tg.port);
+                let before = tg.targets.len();
+                tg.targets.retain(|(i, p)| !(i == instance && *p == port));
+                if tg.targets.len() == before {
+                    return Err(missing(&format!("target {instance}:{port}"), t));
+                }
+                Ok(())
+            },
+        )
         .await
     }
 
@@ -236,17 +249,22 @@ impl LoadBalancing for SimCloud {
         instance: &str,
         reg: &TargetRegistration,
     ) -> CloudResult<()> {
-        self.write("elasticloadbalancing:RegisterTargets", &t.account, |w| {
-            let tg = region_mut(w, t)
-                .target_groups
-                .get_mut(&reg.target_group_arn)
-                .ok_or_else(|| missing(&reg.target_group_arn, t))?;
-            let port = reg.port.unwrap_or(tg.port);
-            if !tg.targets.iter().any(|(i, p)| i == instance && *p == port) {
-                tg.targets.push((instance.to_string(), port));
-            }
-            Ok(())
-        })
+        self.write(
+            "elasticloadbalancing:RegisterTargets",
+            &t.account,
+            || json!({"target": target(t), "instance": instance, "registration": reg}),
+            |w| {
+                let tg = region_mut(w, t)
+                    .target_groups
+                    .get_mut(&reg.target_group_arn)
+                    .ok_or_else(|| missing(&reg.target_group_arn, t))?;
+                let port = reg.port.unwrap_or(tg.port);
+                if !tg.targets.iter().any(|(i, p)| i == instance && *p == port) {
+                    tg.targets.push((instance.to_string(), port));
+                }
+                Ok(())
+            },
+        )
         .await
     }
 }

@@ -90,13 +90,14 @@ impl Cordon {
         self.path().join(".cordon/journal/sim-world.json")
     }
 
-    /// The simulated world as the last command left it.
+    /// The simulated world as the last call left it (its snapshot and the calls logged since;
+    /// a process may still be using it).
     pub fn world(&self) -> Value {
-        let bytes = std::fs::read(self.world_path()).expect("sim world written");
-        serde_json::from_slice(&bytes).expect("sim world is JSON")
+        world_at(&self.world_path())
     }
 
-    /// Replaces the simulated world (set-up before a run).
+    /// Replaces the simulated world (set-up before a run). The calls logged beside the old one
+    /// no longer follow it, so they are ignored.
     pub fn set_world(&self, w: &Value) {
         std::fs::create_dir_all(self.path().join(".cordon/journal")).unwrap();
         std::fs::write(self.world_path(), serde_json::to_vec_pretty(w).unwrap()).unwrap();
@@ -132,4 +133,10 @@ pub fn calls(world: &Value, api: &str) -> usize {
         .iter()
         .filter(|c| c.as_str().unwrap().starts_with(&format!("{api} ")))
         .count()
+}
+
+/// The simulated world stored at `path` (snapshot and log), as JSON.
+pub fn world_at(path: &Path) -> Value {
+    let world = cordon_simulator::SimCloud::load(path).expect("sim world readable");
+    serde_json::to_value(world).expect("sim world is JSON")
 }

@@ -37,6 +37,10 @@ use crate::run::{Run, RunState, StepRecord, Trigger};
 use crate::script::{Context, Sandbox};
 
 pub use decide::{check_approver, Expired};
+
+/// Called with a finding just before its first run is journaled (see
+/// [`Runner::submit_prepared`]).
+pub type Prepare<'a> = dyn Fn(&FindingEvent) + Send + Sync + 'a;
 pub use observe::{NoObserver, Observer};
 pub use plan::{plan, Plan, PlannedStep};
 
@@ -209,6 +213,19 @@ impl Runner {
         fe: &FindingEvent,
         admission: Admission,
     ) -> Result<Vec<Submitted>> {
+        self.submit_prepared(fe, admission, &|_| {}).await
+    }
+
+    /// [`Runner::submit_as`], calling `prepare` once before the finding's first run is
+    /// journaled, and never for a finding that starts no run (`--cloud sim` creates the
+    /// finding's resources in its world there, only for findings something will act on).
+    pub async fn submit_prepared(
+        &self,
+        fe: &FindingEvent,
+        admission: Admission,
+        prepare: &Prepare<'_>,
+    ) -> Result<Vec<Submitted>> {
+        let mut prepared = false;
         let mut out = Vec::new();
         let playbooks = self.playbooks();
         for m in playbooks.evaluate(fe, &self.sandbox) {
@@ -242,6 +259,9 @@ impl Runner {
                     continue;
                 }
             };
+            if !std::mem::replace(&mut prepared, true) {
+                prepare(fe);
+            }
             out.push(self.create_run(&m.playbook, fe, trigger, admission).await?);
         }
         Ok(out)
