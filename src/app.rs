@@ -2,7 +2,7 @@
 //! cloud, runner.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -178,6 +178,9 @@ pub struct App {
     pub global: Global,
     pub config: Config,
     pub sandbox: Arc<Sandbox>,
+    /// The journal once opened: sled lets one process open it once, and a second open could
+    /// lose the lock to a server started in between.
+    journal: Mutex<Option<Arc<SledJournal>>>,
 }
 
 impl App {
@@ -198,6 +201,7 @@ impl App {
             global,
             config,
             sandbox: Arc::new(Sandbox::new(Limits::default())),
+            journal: Mutex::new(None),
         })
     }
 
@@ -332,18 +336,24 @@ impl App {
             .map_err(|e| anyhow!(e))
     }
 
-    /// The journal, opened (and created) at the configured place.
-    pub fn journal(&self) -> Result<SledJournal> {
+    /// The journal, opened (and created) at the configured place; opened once per process.
+    pub fn journal(&self) -> Result<Arc<SledJournal>> {
+        let mut opened = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(j) = &*opened {
+            return Ok(j.clone());
+        }
         let dir = self.journal_dir();
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating journal directory {}", dir.display()))?;
-        Ok(SledJournal::open(&dir)?)
+        let j = Arc::new(SledJournal::open(&dir)?);
+        *opened = Some(j.clone());
+        Ok(j)
     }
 
     /// A runner over the journal, on the system clock.
     pub fn runner(&self, cloud: Cloud, playbooks: PlaybookSet) -> Result<Runner> {
         Ok(Runner::new(
-            Arc::new(self.journal()?),
+            self.journal()?,
             cloud,
             self.config.settings.clone(),
             self.sandbox.clone(),
