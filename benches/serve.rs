@@ -8,8 +8,8 @@
 //!    the handler's first line to the moment the step, marked started and flushed, makes its
 //!    first call), the difference of two scrapes around the steady phase. Target: p99 <= 5 ms.
 //!    Beside it: the same load against a bare axum handler (the client's and loopback's share),
-//!    and bare sled insert + flush latencies on the same disk (the path flushes three times
-//!    in sequence: run created, run started, step started).
+//!    and bare sled insert + flush latencies on the same disk (the path flushes twice in
+//!    sequence: run created, then first step started, which also marks the run running).
 //! 2. Intake of events that match no playbook (answered 200, nothing journaled), closed loop
 //!    with N concurrent senders, against a bare axum handler that reads the body and answers
 //!    202, on its own runtime in this process. Target: >= 50% of its rate.
@@ -19,10 +19,10 @@
 //!    Target: >= 1x that loop's rate (group commit must make concurrent requests cheaper
 //!    than one flush each).
 //!
-//! The simulated world is kept small: four instances in one account, a finding id of its own
-//! per event (so that no event is a repeat). The simulator rewrites its whole world file after
-//! every change and logs every call in it, so every phase starts a fresh server (the world's
-//! size at the end of each phase is printed).
+//! Every event is a finding of its own on an instance of its own, in one account (so that no
+//! event is a repeat, and no run waits for another's turn on its instance). The simulator keeps
+//! its world as a snapshot and a log of calls, one line per call; every phase starts a fresh
+//! server (the world's size on disk at the end of each phase is printed).
 //!
 //! Settings (environment): `SERVE_BENCH_SECONDS` per phase (default 5), `SERVE_BENCH_ROUNDS`
 //! (3), `SERVE_BENCH_RATE` for 1 (500), `SERVE_BENCH_CONCURRENCY` for 2 and 3 (32).

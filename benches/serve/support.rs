@@ -22,8 +22,6 @@ const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/events/aws.guardduty__UnauthorizedAccess_EC2_MaliciousIPCaller.Custom__1.json"
 );
-/// Instances the events name, round robin: few, so the simulated world stays small.
-const INSTANCES: u64 = 4;
 /// A finding id is this prefix and a zero-padded counter of [`ID_DIGITS`] digits.
 const ID_PREFIX: &str = "bench";
 const ID_DIGITS: usize = 16;
@@ -34,45 +32,50 @@ pub fn fixture() -> Value {
     serde_json::from_slice(&bytes).expect("fixture is JSON")
 }
 
-/// Request bodies, one template per instance, compact JSON as EventBridge sends it. A body is
-/// a copy of a template with the finding id's counter written in place, so that making one
-/// costs the load generator a copy, not a serialization.
+/// Request bodies, compact JSON as EventBridge sends it. Event `n` is finding `bench<n>` on
+/// instance `i-0<n>` (both zero-padded to [`ID_DIGITS`]): every finding names its own instance,
+/// as findings from a fleet do. (Findings on one instance take turns by design, so a load
+/// spread over a handful of instances measures that queue, not the intake.) A body is a copy
+/// of one template with the counter written in place, so that making one costs the load
+/// generator a copy, not a serialization.
 pub struct Events {
-    templates: Vec<(Vec<u8>, usize)>,
+    template: Vec<u8>,
+    at: [usize; 2],
 }
 
 impl Events {
     /// `matching`: the type the bench playbook matches; otherwise a type no playbook does
     /// (`Recon:EC2/PortProbeUnprotectedPort`), the same size within a few bytes.
     pub fn new(fixture: &Value, matching: bool) -> Events {
-        let marker = format!("{ID_PREFIX}{}", "0".repeat(ID_DIGITS));
-        let templates = (0..INSTANCES)
-            .map(|k| {
-                let mut e = fixture.clone();
-                e["detail"]["id"] = json!(marker);
-                e["detail"]["resource"]["instanceDetails"]["instanceId"] =
-                    json!(format!("i-0c{k:015x}"));
-                if !matching {
-                    e["detail"]["type"] = json!("Recon:EC2/PortProbeUnprotectedPort");
-                }
-                let bytes = serde_json::to_vec(&e).expect("encode");
-                let at = bytes
-                    .windows(marker.len())
-                    .position(|w| w == marker.as_bytes())
-                    .expect("marker in body")
-                    + ID_PREFIX.len();
-                (bytes, at)
-            })
-            .collect();
-        Events { templates }
+        let digits = "0".repeat(ID_DIGITS);
+        let (id, instance) = (format!("{ID_PREFIX}{digits}"), format!("i-0{digits}"));
+        let mut e = fixture.clone();
+        e["detail"]["id"] = json!(id);
+        e["detail"]["resource"]["instanceDetails"]["instanceId"] = json!(instance);
+        if !matching {
+            e["detail"]["type"] = json!("Recon:EC2/PortProbeUnprotectedPort");
+        }
+        let template = serde_json::to_vec(&e).expect("encode");
+        let find = |marker: &str, skip: usize| {
+            let quoted = format!("\"{marker}\"");
+            template
+                .windows(quoted.len())
+                .position(|w| w == quoted.as_bytes())
+                .expect("marker in body")
+                + 1
+                + skip
+        };
+        let at = [find(&id, ID_PREFIX.len()), find(&instance, "i-0".len())];
+        Events { template, at }
     }
 
-    /// The body of event `n`: finding id `bench<n>`, instance `n` modulo [`INSTANCES`].
+    /// The body of event `n`: finding id `bench<n>` on instance `i-0<n>`.
     pub fn body(&self, n: u64) -> Vec<u8> {
-        let (template, at) = &self.templates[(n % INSTANCES) as usize];
-        let mut b = template.clone();
+        let mut b = self.template.clone();
         let digits = format!("{n:0ID_DIGITS$}");
-        b[*at..*at + ID_DIGITS].copy_from_slice(digits.as_bytes());
+        for at in self.at {
+            b[at..at + ID_DIGITS].copy_from_slice(digits.as_bytes());
+        }
         b
     }
 }
@@ -235,10 +238,14 @@ impl Served {
         serde_json::to_vec(&shown["run"]).expect("encode").len()
     }
 
-    /// The simulated world file's size, in KiB.
+    /// The simulated world on disk (snapshot and call log), in KiB.
     pub fn world_kb(&self) -> u64 {
-        let world = self.dir.path().join(".cordon/journal/sim-world.json");
-        std::fs::metadata(world).map_or(0, |m| m.len() / 1024)
+        let dir = self.dir.path().join(".cordon/journal");
+        ["sim-world.json", "sim-world.log"]
+            .iter()
+            .map(|f| std::fs::metadata(dir.join(f)).map_or(0, |m| m.len()))
+            .sum::<u64>()
+            / 1024
     }
 }
 

@@ -393,17 +393,21 @@ impl Inner {
         // Runs on one resource (two findings on one instance arrive together) take turns: two
         // isolations interleaving their calls would undo each other's steps. Waiting for the
         // resource comes first, holding nothing scarce; then the account's limit, then a slot.
-        let (account, resource) = match self.runner.load(&id).await {
-            Ok(run) => {
+        let mut loaded = match self.runner.load(&id).await {
+            Ok(run) => Some(run),
+            Err(e) => {
+                tracing::error!(run_id = %id, error = %e, "Cannot load the run to drive it");
+                None
+            }
+        };
+        let (account, resource) = match &loaded {
+            Some(run) => {
                 let resource = run.finding["resources"][0]["id"]
                     .as_str()
                     .map(|r| format!("resource:{}/{r}", run.account));
                 (format!("account:{}", run.account), resource)
             }
-            Err(e) => {
-                tracing::error!(run_id = %id, error = %e, "Cannot load the run to drive it");
-                ("account:".to_string(), None)
-            }
+            None => ("account:".to_string(), None),
         };
         let per_account = self.lane(&account, self.limits.per_account);
         let per_resource = resource.as_ref().map(|r| self.lane(r, 1));
@@ -421,7 +425,16 @@ impl Inner {
         let mut conflicts = 0;
         if permits.is_some() {
             loop {
-                match self.runner.drive(&id).await {
+                // The run as loaded above, unless the wait let someone change it (the version
+                // check would refuse the first write; reloading now saves that round trip).
+                let driven = match loaded
+                    .take()
+                    .filter(|_| !lock(&self.active).get(&id).copied().unwrap_or(false))
+                {
+                    Some(run) => self.runner.drive_loaded(run).await,
+                    None => self.runner.drive(&id).await,
+                };
+                match driven {
                     Ok(s) => {
                         state = s;
                         conflicts = 0;

@@ -22,13 +22,22 @@ impl Runner {
     ///
     /// Errors: a journal error, including [`JournalError::Conflict`](crate::journal::JournalError)
     /// when another writer changed the run meanwhile (drive again: it reloads).
-    #[tracing::instrument(skip(self), fields(run_id = %id))]
     pub async fn drive(&self, id: &str) -> Result<RunState> {
-        let mut run = self.load(id).await?;
+        let run = self.load(id).await?;
+        self.drive_loaded(run).await
+    }
+
+    /// [`Runner::drive`] for a run just loaded from the journal (at its current version).
+    #[tracing::instrument(skip_all, fields(run_id = %run.id))]
+    pub async fn drive_loaded(&self, mut run: Run) -> Result<RunState> {
+        let id = run.id.clone();
+        let id = id.as_str();
         match run.state {
             RunState::Pending => {
+                // Written with the first step's own record (started, skipped or waiting): one
+                // flush fewer before the first containment call. A crash before it leaves the
+                // run pending, which a restart drives from the start: nothing was done yet.
                 run.state = RunState::Running;
-                self.save(&mut run, None, "run started").await?;
             }
             RunState::Running => {}
             RunState::Releasing => return self.release(id, "resume after restart").await,
