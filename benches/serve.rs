@@ -163,7 +163,7 @@ async fn latency(http: &Client, s: &Settings, matching: &Arc<Events>) {
         ms(&bare_rtt, 0.99)
     );
     println!(
-        "  bare sled insert {record_size} B + flush, same disk: p50 {:>7.3} ms p99 {:>7.3} ms (the path flushes 3 times in sequence)",
+        "  bare sled insert {record_size} B + flush, same disk: p50 {:>7.3} ms p99 {:>7.3} ms (the path flushes twice in sequence)",
         ms(&flushes, 0.5),
         ms(&flushes, 0.99)
     );
