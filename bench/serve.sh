@@ -16,7 +16,9 @@
 # - durable: matching events, each run durable before its 202, 32 concurrent senders, vs a bare
 #            sled loop (insert a run record's size, flush) on the same disk. Target: >= 1x.
 # Settings: SERVE_BENCH_SECONDS (per phase, 5), SERVE_BENCH_ROUNDS (3), SERVE_BENCH_RATE (500),
-# SERVE_BENCH_CONCURRENCY (32).
+# SERVE_BENCH_CONCURRENCY (32). SERVE_BENCH_LOG sets the servers' RUST_LOG (e.g.
+# "info,cordon_engine::journal::sled_store=trace" logs every journal group commit: its writes and
+# microseconds) and SERVE_BENCH_KEEP=1 keeps each server's directory, log included.
 #
 # TMPDIR=/dev/shm puts every journal, world and bare sled database on tmpfs instead of the disk
 # (a diagnostic: it takes the disk out of both sides).

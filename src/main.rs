@@ -22,6 +22,10 @@ use crate::app::PlaybookErrors;
 use crate::args::{Cli, Command, EventbridgeCommand, LogFormat, RunsCommand};
 use crate::out::errln;
 
+/// mimalloc rather than glibc's malloc: see the dependency's note in Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Logs on stderr. Text logs escape every field value with [`out::printable`] (a finding id
 /// holding a newline cannot forge a log line) and are coloured only on a terminal; JSON logs
 /// are escaped by serde.

@@ -346,11 +346,17 @@ impl Writer {
         }
         let next = self.sequence + 1;
         batch.insert(&[SEQUENCE][..], &next.to_be_bytes()[..]);
+        let began = std::time::Instant::now();
         let durable = self
             .tree
             .apply_batch(batch)
             .and_then(|()| self.db.flush().map(|_| ()))
             .map_err(|e| e.to_string());
+        tracing::trace!(
+            writes = answers.len(),
+            micros = began.elapsed().as_micros() as u64,
+            "Journal group committed"
+        );
         match durable {
             Ok(()) => {
                 self.sequence = next;

@@ -102,7 +102,17 @@ impl Runner {
 
     /// A pending step: `when`, approval, parameters, then marked started.
     async fn begin(&self, run: &mut Run, i: usize, step: &Step) -> Result<Begin> {
-        let ctx = self.context(run);
+        // The script context converts the whole event and finding: only for a step that reads it.
+        let scripted = step.when.is_some()
+            || step
+                .with
+                .iter()
+                .any(|(_, t)| !matches!(t, ParamTemplate::Const(_)));
+        let ctx = if scripted {
+            self.context(run)
+        } else {
+            Context::default()
+        };
         if let Some(w) = &step.when {
             match self.sandbox.eval_bool(w, &ctx) {
                 Ok(true) => {}
