@@ -32,7 +32,9 @@ use async_trait::async_trait;
 use tokio::sync::oneshot;
 
 use super::{is_open, Admission, Entry, Inserted, Journal, JournalError, Result};
-use crate::run::{Run, RunState, StepRecord};
+use serde_json::Value;
+
+use crate::run::{Run, RunState, StepRecord, Trigger};
 
 /// How long `open` waits for another handle's lock to go.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
@@ -73,7 +75,7 @@ fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(storage)
 }
 
-/// The part of a run that changes after creation; everything else is written once.
+/// The part of a run that changes after creation, as written.
 #[derive(serde::Serialize)]
 struct MutableRef<'a> {
     state: RunState,
@@ -83,7 +85,51 @@ struct MutableRef<'a> {
     updated_ms: u64,
 }
 
-const MUTABLE_FIELDS: [&str; 5] = ["state", "steps", "error", "updated_ms", "version"];
+/// The part of a run that changes after creation, as read.
+#[derive(serde::Deserialize)]
+struct Mutable {
+    state: RunState,
+    steps: Vec<StepRecord>,
+    #[serde(default)]
+    error: Option<String>,
+    updated_ms: u64,
+}
+
+/// The part of a run written once, as written (borrowed: no copy of the event or finding).
+#[derive(serde::Serialize)]
+struct FixedRef<'a> {
+    id: &'a str,
+    playbook: &'a str,
+    playbook_version: &'a str,
+    playbook_source: &'a str,
+    playbook_file: &'a str,
+    dedup_key: &'a str,
+    trigger: &'a Trigger,
+    event: &'a Value,
+    finding: &'a Value,
+    vars: &'a Value,
+    account: &'a str,
+    region: &'a str,
+    created_ms: u64,
+}
+
+/// The part of a run written once, as read.
+#[derive(serde::Deserialize)]
+struct Fixed {
+    id: String,
+    playbook: String,
+    playbook_version: String,
+    playbook_source: String,
+    playbook_file: String,
+    dedup_key: String,
+    trigger: Trigger,
+    event: Value,
+    finding: Value,
+    vars: Value,
+    account: String,
+    region: String,
+    created_ms: u64,
+}
 
 fn encode_mutable(run: &Run) -> Result<Vec<u8>> {
     encode(&MutableRef {
@@ -95,13 +141,66 @@ fn encode_mutable(run: &Run) -> Result<Vec<u8>> {
 }
 
 fn encode_immutable(run: &Run) -> Result<Vec<u8>> {
-    let mut v = serde_json::to_value(run).map_err(storage)?;
-    if let Some(map) = v.as_object_mut() {
-        for f in MUTABLE_FIELDS {
-            map.remove(f);
-        }
+    // Destructured field by field: a field added to `Run` must be given a home here.
+    let Run {
+        id,
+        version: _,
+        playbook,
+        playbook_version,
+        playbook_source,
+        playbook_file,
+        dedup_key,
+        state: _,
+        trigger,
+        event,
+        finding,
+        vars,
+        account,
+        region,
+        steps: _,
+        error: _,
+        created_ms,
+        updated_ms: _,
+    } = run;
+    encode(&FixedRef {
+        id,
+        playbook,
+        playbook_version,
+        playbook_source,
+        playbook_file,
+        dedup_key,
+        trigger,
+        event,
+        finding,
+        vars,
+        account,
+        region,
+        created_ms: *created_ms,
+    })
+}
+
+/// A run from its two records.
+fn assemble(fixed: Fixed, changing: Mutable, version: u64) -> Run {
+    Run {
+        id: fixed.id,
+        version,
+        playbook: fixed.playbook,
+        playbook_version: fixed.playbook_version,
+        playbook_source: fixed.playbook_source,
+        playbook_file: fixed.playbook_file,
+        dedup_key: fixed.dedup_key,
+        state: changing.state,
+        trigger: fixed.trigger,
+        event: fixed.event,
+        finding: fixed.finding,
+        vars: fixed.vars,
+        account: fixed.account,
+        region: fixed.region,
+        steps: changing.steps,
+        error: changing.error,
+        created_ms: fixed.created_ms,
+        updated_ms: changing.updated_ms,
     }
-    encode(&v)
 }
 
 fn versioned(version: u64, json: &[u8]) -> Vec<u8> {
@@ -473,15 +572,10 @@ fn get_run(tree: &sled::Tree, id: &str) -> Result<Option<Run>> {
         .map_err(storage)?
         .ok_or_else(|| corrupt("its state record is missing".into()))?;
     let version = version_of(&changing).ok_or_else(|| corrupt("its version is missing".into()))?;
-    let mut run: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&fixed).map_err(|e| corrupt(e.to_string()))?;
-    let state: serde_json::Map<String, serde_json::Value> =
+    let fixed: Fixed = serde_json::from_slice(&fixed).map_err(|e| corrupt(e.to_string()))?;
+    let state: Mutable =
         serde_json::from_slice(&changing[8..]).map_err(|e| corrupt(e.to_string()))?;
-    run.extend(state);
-    run.insert("version".into(), version.into());
-    serde_json::from_value(serde_json::Value::Object(run))
-        .map(Some)
-        .map_err(|e| corrupt(e.to_string()))
+    Ok(Some(assemble(fixed, state, version)))
 }
 
 fn ids_with(tree: &sled::Tree, kind: u8) -> Result<Vec<String>> {
