@@ -108,3 +108,28 @@ pub(crate) async fn check_after_reopen(j: &dyn Journal) {
     let r1 = j.get("r1").await.unwrap().unwrap();
     assert_eq!((r1.version, r1.state), (3, RunState::Failed));
 }
+
+/// A run with every field set reads back equal, before and after an update.
+pub(crate) async fn every_field_round_trips(j: &dyn Journal) {
+    let mut r = run("full", "full-key");
+    r.playbook_source = "id: p\n".into();
+    r.trigger = Trigger::CustomAction {
+        name: "contain".into(),
+    };
+    r.event = json!({"detail": {"id": "f1", "tags": [{"key": "a", "value": "<!channel>"}]}});
+    r.finding = json!({"id": "f1", "severity": 8.5, "resources": [{"id": "i-1"}]});
+    r.vars = json!({"channel": "#ir"});
+    r.created_ms = 7;
+    r.updated_ms = 8;
+    j.insert(&r, &entry("created"), Admission::Deliver)
+        .await
+        .unwrap();
+    r.version = 1;
+    assert_eq!(j.get("full").await.unwrap().unwrap(), r);
+    r.state = RunState::Failed;
+    r.error = Some("step a failed".into());
+    r.steps[0].output = Some(json!({"done": true}));
+    r.updated_ms = 9;
+    r.version = j.update(&r, &entry("failed")).await.unwrap();
+    assert_eq!(j.get("full").await.unwrap().unwrap(), r);
+}

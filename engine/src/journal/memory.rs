@@ -106,4 +106,9 @@ mod tests {
     async fn keeps_the_journal_contract() {
         contract::check(&MemoryJournal::new()).await;
     }
+
+    #[tokio::test]
+    async fn every_field_round_trips() {
+        contract::every_field_round_trips(&MemoryJournal::new()).await;
+    }
 }

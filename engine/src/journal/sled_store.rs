@@ -673,6 +673,13 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_field_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = SledJournal::open(dir.path()).unwrap();
+        contract::every_field_round_trips(&j).await;
+    }
+
+    #[tokio::test]
     async fn runs_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
