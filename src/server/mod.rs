@@ -78,7 +78,13 @@ pub async fn serve(app: App, options: ServeOptions) -> Result<i32> {
             app.config.server.grace
         )
     })?;
-    let (cloud, acting) = app.cloud(false).await?;
+    let (mut cloud, acting) = app.cloud(false).await?;
+    // With Slack configured, the runner's chat only queues into the durable outbox: a Slack
+    // outage never holds a run up.
+    let outbox = slack::outbox(&app)?;
+    if let Some(o) = &outbox {
+        cloud.chat = Arc::new(slack::OutboxChat(o.clone()));
+    }
     let playbooks = app.playbooks()?;
     let metrics = Arc::new(Metrics::new());
     let runner = app.runner(cloud, playbooks)?.with_observer(metrics.clone());
@@ -118,7 +124,7 @@ pub async fn serve(app: App, options: ServeOptions) -> Result<i32> {
         Some(url) => Some(sqs::start(server.clone(), url, stop.clone()).await?),
         None => None,
     };
-    let chat = slack::start(server.clone())?;
+    let chat = slack::start(server.clone(), outbox)?;
     let http = axum::serve(listener, router(server.clone()).merge(chat))
         .with_graceful_shutdown(stop.clone().cancelled_owned());
     let drain = async {

@@ -171,7 +171,6 @@ pub(super) async fn decide(
     match s.server.dispatcher.decide(id, &step, approve, &by).await {
         Ok(state) => {
             tracing::info!(run_id = %id, step, approve, by, "Decision recorded from Slack");
-            s.report_when_settled(id.to_string());
             let word = if approve { "approved" } else { "denied" };
             let next = match state {
                 RunState::Running => "; the run goes on".to_string(),
@@ -219,18 +218,28 @@ pub(super) async fn decide(
 }
 
 async fn release(s: &Arc<Slack>, who: &Identity, id: &str) -> Response {
-    let run = match load(s, id).await {
-        Ok(r) => r,
-        Err(e) => return ephemeral(&e),
-    };
+    match start_release(s, who, id).await {
+        Ok(()) => in_channel(&format!(
+            "Releasing run `{}` for {}; the outcome follows here.",
+            data(id),
+            who.mention()
+        )),
+        Err(text) => ephemeral(&text),
+    }
+}
+
+/// Starts releasing run `id` for `who` (a releaser) in a task that posts the outcome to the
+/// channel; `Err` is the reason it cannot start, for the asker.
+pub(super) async fn start_release(s: &Arc<Slack>, who: &Identity, id: &str) -> Result<(), String> {
+    let run = load(s, id).await?;
     if !run.state.is_releasable() {
-        return ephemeral(&format!(
+        return Err(format!(
             "Run `{}` is {}: nothing to release now.",
             data(id),
             run.state.as_str()
         ));
     }
-    let (me, id, by, mention) = (s.clone(), id.to_string(), who.by(), who.mention());
+    let (me, id, by, mention) = (s.clone(), run.id, who.by(), who.mention());
     tokio::spawn(async move {
         let text = match me.server.dispatcher.release(&id, &by).await {
             Ok(state) => {
@@ -249,11 +258,7 @@ async fn release(s: &Arc<Slack>, who: &Identity, id: &str) -> Response {
         };
         me.say(&text).await;
     });
-    in_channel(&format!(
-        "Releasing run `{}` for {}; the outcome follows here.",
-        data(&run.id),
-        who.mention()
-    ))
+    Ok(())
 }
 
 async fn load(s: &Slack, id: &str) -> Result<Run, String> {

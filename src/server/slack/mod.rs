@@ -1,8 +1,12 @@
 //! Slack in `cordon serve`: responders approve, deny, release and look at runs from Slack.
 //!
 //! - `POST /v1/chat/slack/commands`: the `/cordon` slash command ([`commands`]).
-//! - `POST /v1/chat/slack/interactions`: Approve / Deny button clicks ([`interactions`]).
-//! - A watcher posts each step that waits for approval with its buttons ([`blocks`]).
+//! - `POST /v1/chat/slack/interactions`: Approve / Deny / Undo button clicks
+//!   ([`interactions`]).
+//! - A watcher keeps one message per run up to date ([`blocks`]): posted at the run's first
+//!   news, edited in place after, with the buttons its state calls for.
+//! - Everything sent to Slack goes through a durable outbox ([`outbox`]): a Slack outage
+//!   delays messages, never containment.
 //!
 //! Every request is verified ([`verify`]) on its raw bytes before anything reads it; failures
 //! are 401 and counted (`cordon_events_received_total{source="slack",outcome="forged"|...}`).
@@ -12,13 +16,16 @@
 mod blocks;
 mod commands;
 mod interactions;
+mod outbox;
+mod plan;
 mod verify;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Result};
+use async_trait::async_trait;
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode};
@@ -26,28 +33,52 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use cordon_connectors::slack::escape;
-use cordon_connectors::SlackChat;
+use cordon_engine::cloud::{Chat, CloudError, CloudResult, Delivery, ErrorKind};
 use cordon_engine::dispatch::RunUpdate;
-use cordon_engine::run::RunState;
 use cordon_engine::secret::Secret;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::Server;
+pub use outbox::Outbox;
 
-/// How long a posted result waits for the run to settle after a decision.
-const RESULT_WAIT: Duration = Duration::from_secs(300);
+use super::Server;
+use crate::app::App;
 
 /// The Slack side of the server.
 pub struct Slack {
     server: Arc<Server>,
     secret: Secret,
-    chat: Arc<SlackChat>,
+    outbox: Arc<Outbox>,
     approvers: HashSet<String>,
     releasers: HashSet<String>,
-    /// Approval requests posted (run id, step id), so a run settling twice at one step is
-    /// posted once per process.
-    posted: Mutex<HashSet<(String, String)>>,
+}
+
+/// The chat outbox when `chat.slack` is configured, its sender started. `cordon serve` gives
+/// it to the runner as its chat (so `notify.chat` only queues) and to [`start`].
+///
+/// Errors: the Slack config is incomplete or wrong, or the outbox cannot be opened.
+pub fn outbox(app: &App) -> Result<Option<Arc<Outbox>>> {
+    let Some(chat) = app.slack_chat()? else {
+        return Ok(None);
+    };
+    let outbox = Outbox::open(&app.journal_dir(), chat)?;
+    tokio::spawn(outbox.clone().run());
+    Ok(Some(outbox))
+}
+
+/// The engine's chat over the outbox: `notify.chat` records its message and goes on.
+pub struct OutboxChat(pub Arc<Outbox>);
+
+#[async_trait]
+impl Chat for OutboxChat {
+    /// Queues `text` escaped: a playbook's text carries finding fields, which are data.
+    async fn post(&self, channel: Option<&str>, text: &str) -> CloudResult<Delivery> {
+        self.0
+            .note(channel, None, &escape(text))
+            .await
+            .map_err(|e| CloudError::new(ErrorKind::Retryable, format!("chat outbox: {e:#}")))?;
+        Ok(Delivery::Queued)
+    }
 }
 
 /// Who is asking: workspace and user ids as Slack sent them in a signed request.
@@ -102,14 +133,11 @@ enum Role {
 /// watcher that posts approval requests.
 ///
 /// Errors: a missing signing secret or bot token, or an access entry that is not `TEAM/USER`.
-pub fn start(server: Arc<Server>) -> Result<Router> {
-    let Some(conf) = &server.app.config.chat.slack else {
+pub fn start(server: Arc<Server>, outbox: Option<Arc<Outbox>>) -> Result<Router> {
+    let (Some(conf), Some(outbox)) = (&server.app.config.chat.slack, outbox) else {
         return Ok(Router::new());
     };
     let secret = conf.signing_secret()?;
-    let Some(chat) = server.app.slack_chat()? else {
-        return Ok(Router::new());
-    };
     let people = |list: &[String], field: &str| -> Result<HashSet<String>> {
         list.iter()
             .map(|entry| match entry.split_once('/') {
@@ -120,19 +148,19 @@ pub fn start(server: Arc<Server>) -> Result<Router> {
     };
     let slack = Arc::new(Slack {
         secret,
-        chat,
+        outbox,
         approvers: people(&conf.approvers, "approvers")?,
         releasers: people(&conf.releasers, "releasers")?,
-        posted: Mutex::new(HashSet::new()),
         server,
     });
     tracing::info!(
-        channel = slack.chat.channel(),
+        channel = slack.outbox.chat().channel(),
         approvers = slack.approvers.len(),
         releasers = slack.releasers.len(),
         "Slack: taking /cordon commands and approval clicks"
     );
     tokio::spawn(watch(slack.clone()));
+    tokio::spawn(refresh_open(slack.clone()));
     Ok(Router::new()
         .route("/v1/chat/slack/commands", post(commands::receive))
         .route("/v1/chat/slack/interactions", post(interactions::receive))
@@ -196,37 +224,53 @@ impl Slack {
         )
     }
 
-    /// Posts to the channel; a failure is logged (chat never blocks containment).
+    /// Posts to the channel through the outbox; a failure to record it is logged (chat never
+    /// blocks containment).
     async fn say(&self, text: &str) {
-        if let Err(e) = self.chat.post_message(None, text, None).await {
-            tracing::warn!(error = %e, "Slack: cannot post a message");
+        if let Err(e) = self.outbox.note(None, None, text).await {
+            tracing::warn!(error = %format!("{e:#}"), "Slack: cannot queue a message");
         }
     }
 
-    /// After a decision or a release: waits for the run to settle and posts its state.
-    fn report_when_settled(self: &Arc<Self>, run_id: String) {
-        let me = self.clone();
-        tokio::spawn(async move {
-            let wait = me.server.dispatcher.wait(&run_id);
-            let state = match tokio::time::timeout(RESULT_WAIT, wait).await {
-                Ok(Ok(state)) => state,
-                Ok(Err(e)) => {
-                    tracing::warn!(run_id, error = %e, "Slack: cannot follow the run");
-                    return;
-                }
-                Err(_) => RunState::Running,
-            };
-            if state == RunState::WaitingApproval {
-                // The watcher posts the next approval request.
+    /// Shows `text` to `who` only, in `channel` (the configured one when `None`).
+    async fn tell(&self, channel: Option<&str>, who: &Identity, text: &str) {
+        if let Err(e) = self.outbox.note(channel, Some(&who.user), text).await {
+            tracing::warn!(error = %format!("{e:#}"), "Slack: cannot queue an answer");
+        }
+    }
+
+    /// Brings run `id`'s message up to date with the journal.
+    async fn refresh(&self, id: &str) {
+        let run = match self.server.dispatcher.runner().journal().get(id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(run_id = id, error = %e, "Slack: cannot read the run");
                 return;
             }
-            me.say(&format!("Run `{}` is now *{}*.", run_id, state.as_str()))
-                .await;
-        });
+        };
+        let plan = plan::ApprovalPlan::of(self, &run);
+        let (text, blocks) = blocks::run_message(&run, plan.as_ref());
+        if let Err(e) = self.outbox.run_message(id, &text, Some(blocks)).await {
+            tracing::warn!(run_id = id, error = %format!("{e:#}"), "Slack: cannot queue the run's message");
+        }
     }
 }
 
-/// Posts an approval request for every run that settles waiting for a decision.
+/// At start: brings the messages of open runs up to date (a crash may have come between a
+/// change and its message).
+async fn refresh_open(slack: Arc<Slack>) {
+    match slack.server.dispatcher.runner().journal().open_ids().await {
+        Ok(ids) => {
+            for id in ids {
+                slack.refresh(&id).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "Slack: cannot list open runs"),
+    }
+}
+
+/// Keeps every run's message up to date as the dispatcher reports it.
 async fn watch(slack: Arc<Slack>) {
     let mut updates = slack.server.dispatcher.subscribe();
     loop {
@@ -238,9 +282,7 @@ async fn watch(slack: Arc<Slack>) {
             }
             Err(RecvError::Closed) => return,
         };
-        if update.settled && update.state == RunState::WaitingApproval {
-            blocks::post_approval(&slack, &update.run_id).await;
-        }
+        slack.refresh(&update.run_id).await;
     }
 }
 
