@@ -7,7 +7,8 @@
 //! - `auth`: intake credentials and the admin token, compared in constant time.
 //! - `metrics`: Prometheus metrics, also the runner's observer.
 //! - `discovery`: the file in the journal directory that tells the CLI where the server is.
-//! - `slack`: Slack slash commands, approval buttons and approval requests (`chat.slack`).
+//! - `slack`: Slack slash commands, approval buttons and run messages (`chat.slack`), and a
+//!   Mattermost-compatible command endpoint (`chat.mattermost`).
 //! - `sqs`: the SQS intake (`--sqs-queue-url`), through the same `engine::intake` as HTTP.
 //!
 //! Shutdown (SIGTERM, SIGINT): stop accepting, answer 503 to what arrives meanwhile, let steps
@@ -124,7 +125,8 @@ pub async fn serve(app: App, options: ServeOptions) -> Result<i32> {
         Some(url) => Some(sqs::start(server.clone(), url, stop.clone()).await?),
         None => None,
     };
-    let chat = slack::start(server.clone(), outbox)?;
+    let chat =
+        slack::start(server.clone(), outbox)?.merge(slack::mattermost::start(server.clone())?);
     let http = axum::serve(listener, router(server.clone()).merge(chat))
         .with_graceful_shutdown(stop.clone().cancelled_owned());
     let drain = async {

@@ -63,14 +63,16 @@ pub fn serve(c: &Cordon, slack_url: &str, playbooks: &str) -> Served {
 
 /// `cordon serve` with extra environment variables.
 pub fn serve_with(c: &Cordon, slack_url: &str, playbooks: &str, env: &[(&str, &str)]) -> Served {
-    std::fs::write(
-        c.path().join("cordon.yaml"),
-        format!(
-            "chat:\n  slack:\n    api_base_url: {slack_url}\n    channel: C0CORDON\n    approvers: [{}/{}]\n    releasers: [{}/{}]\n",
-            APPROVER.0, APPROVER.1, RELEASER.0, RELEASER.1
-        ),
-    )
-    .unwrap();
+    let yaml = format!(
+        "chat:\n  slack:\n    api_base_url: {slack_url}\n    channel: C0CORDON\n    approvers: [{}/{}]\n    releasers: [{}/{}]\n",
+        APPROVER.0, APPROVER.1, RELEASER.0, RELEASER.1
+    );
+    serve_config(c, &yaml, playbooks, env)
+}
+
+/// `cordon serve` with this `cordon.yaml` and extra environment variables.
+pub fn serve_config(c: &Cordon, yaml: &str, playbooks: &str, env: &[(&str, &str)]) -> Served {
+    std::fs::write(c.path().join("cordon.yaml"), yaml).unwrap();
     let journal = c.path().join(".cordon/journal");
     let log = c.path().join("serve.log");
     let mut child = c

@@ -4,13 +4,15 @@
 //!
 //! - this file: request signing, access, commands, escaping, config, TLS;
 //! - `outbox.rs`: Slack outages and rate limits, one message per run;
-//! - `buttons.rs`: plan-bound approval clicks, Undo, a kill -9 between click and step.
+//! - `buttons.rs`: plan-bound approval clicks, Undo, a kill -9 between click and step;
+//! - `mattermost.rs`: the Mattermost-compatible command endpoint.
 
 mod buttons;
 #[path = "../common/mod.rs"]
 mod common;
 mod fake;
 mod harness;
+mod mattermost;
 mod outbox;
 
 use std::time::Duration;

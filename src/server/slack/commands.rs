@@ -16,7 +16,7 @@ use cordon_engine::run::{Run, RunState, StepState};
 use cordon_engine::runner::RunnerError;
 use serde::Deserialize;
 
-use super::{data, ephemeral, in_channel, Identity, Role, Slack};
+use super::{ephemeral, in_channel, Identity, Role, Slack};
 
 /// The most runs `list` shows.
 const LIST_MAX: usize = 20;
@@ -47,35 +47,40 @@ pub async fn receive(State(s): State<Arc<Slack>>, headers: HeaderMap, body: Byte
         Err(e) => {
             return ephemeral(&format!(
                 "cordon could not read this command: {}",
-                data(&e.to_string())
+                s.data(&e.to_string())
             ))
         }
     };
-    let Some(who) = Identity::new(&cmd.team_id, &cmd.user_id) else {
+    let Some(who) = Identity::of(s.realm, &cmd.team_id, &cmd.user_id) else {
         return ephemeral("cordon could not read who is asking (team_id, user_id)");
     };
-    let words: Vec<&str> = cmd.text.split_whitespace().collect();
+    execute(&s, &who, &cmd.text).await
+}
+
+/// Runs the command `text` for `who` (authenticated) and answers it.
+pub(super) async fn execute(s: &Arc<Slack>, who: &Identity, text: &str) -> Response {
+    let words: Vec<&str> = text.split_whitespace().collect();
     let role = match words.first().copied() {
         None | Some("help") => return ephemeral(HELP),
         Some("approve" | "deny") => Role::Approve,
         Some("release") => Role::Release,
         Some("list" | "status") => Role::Read,
-        Some(other) => return ephemeral(&format!("Unknown command `{}`.\n{HELP}", data(other))),
+        Some(other) => return ephemeral(&format!("Unknown command `{}`.\n{HELP}", s.data(other))),
     };
-    if !s.may(&who, role) {
-        tracing::warn!(who = %who.by(), command = words[0], "Slack: refused, not in the access config");
-        return ephemeral(&Slack::refusal(&who, role));
+    if !s.may(who, role) {
+        tracing::warn!(who = %who.by(), command = words[0], "Chat: refused, not in the access config");
+        return ephemeral(&Slack::refusal(who, role));
     }
     match (words[0], &words[1..]) {
-        ("list", []) => list(&s).await,
-        ("status", [run]) => status(&s, run).await,
+        ("list", []) => list(s).await,
+        ("status", [run]) => status(s, run).await,
         ("approve", [run, step @ ..]) if step.len() <= 1 => {
-            answer(decide(&s, &who, run, step.first().copied(), true).await)
+            answer(decide(s, who, run, step.first().copied(), true).await)
         }
         ("deny", [run, step @ ..]) if step.len() <= 1 => {
-            answer(decide(&s, &who, run, step.first().copied(), false).await)
+            answer(decide(s, who, run, step.first().copied(), false).await)
         }
-        ("release", [run]) => release(&s, &who, run).await,
+        ("release", [run]) => release(s, who, run).await,
         _ => ephemeral(&format!("Usage:\n{HELP}")),
     }
 }
@@ -91,17 +96,17 @@ async fn list(s: &Slack) -> Response {
     let journal = s.server.dispatcher.runner().journal();
     let ids = match journal.ids().await {
         Ok(ids) => ids,
-        Err(e) => return ephemeral(&format!("journal: {}", data(&e.to_string()))),
+        Err(e) => return ephemeral(&format!("journal: {}", s.data(&e.to_string()))),
     };
     let mut lines = Vec::new();
     for id in ids.iter().rev().take(LIST_MAX) {
         if let Ok(Some(r)) = journal.get(id).await {
             lines.push(format!(
                 "• `{}` {} *{}* account {}",
-                data(&r.id),
-                data(&r.playbook),
+                s.data(&r.id),
+                s.data(&r.playbook),
                 r.state.as_str(),
-                data(&r.account)
+                s.data(&r.account)
             ));
         }
     }
@@ -117,8 +122,8 @@ async fn list(s: &Slack) -> Response {
 async fn status(s: &Slack, id: &str) -> Response {
     let run = match s.server.dispatcher.runner().journal().get(id).await {
         Ok(Some(r)) => r,
-        Ok(None) => return ephemeral(&format!("No run `{}`.", data(id))),
-        Err(e) => return ephemeral(&format!("journal: {}", data(&e.to_string()))),
+        Ok(None) => return ephemeral(&format!("No run `{}`.", s.data(id))),
+        Err(e) => return ephemeral(&format!("journal: {}", s.data(&e.to_string()))),
     };
     let steps: Vec<String> = run
         .steps
@@ -131,24 +136,24 @@ async fn status(s: &Slack, id: &str) -> Response {
                     format!(
                         " ({} by {})",
                         if d.approved { "approved" } else { "denied" },
-                        data(&d.by)
+                        s.data(&d.by)
                     )
                 })
                 .unwrap_or_default();
             format!(
                 "• `{}` {} *{}*{by}",
-                data(&st.id),
-                data(&st.action),
+                s.data(&st.id),
+                s.data(&st.action),
                 st.state.as_str()
             )
         })
         .collect();
     ephemeral(&format!(
         "Run `{}`: {} *{}*, account {}\n{}",
-        data(&run.id),
-        data(&run.playbook),
+        s.data(&run.id),
+        s.data(&run.playbook),
         run.state.as_str(),
-        data(&run.account),
+        s.data(&run.account),
         steps.join("\n")
     ))
 }
@@ -165,7 +170,7 @@ pub(super) async fn decide(
     let run = load(s, id).await?;
     let step = match step {
         Some(st) => st.to_string(),
-        None => waiting_step(&run)?,
+        None => waiting_step(s, &run)?,
     };
     let by = who.by();
     match s.server.dispatcher.decide(id, &step, approve, &by).await {
@@ -194,8 +199,8 @@ pub(super) async fn decide(
             };
             Ok(format!(
                 "Step `{}` of run `{}` {word} by {} ({}){next}.",
-                data(&step),
-                data(id),
+                s.data(&step),
+                s.data(id),
                 who.mention(),
                 who.key()
             ))
@@ -205,15 +210,15 @@ pub(super) async fn decide(
             match run.step(&step).and_then(|st| st.decision.as_ref()) {
                 Some(d) => Err(format!(
                     "Step `{}` of run `{}` was already {} by {}; nothing changed.",
-                    data(&step),
-                    data(id),
+                    s.data(&step),
+                    s.data(id),
                     if d.approved { "approved" } else { "denied" },
-                    data(&d.by)
+                    s.data(&d.by)
                 )),
-                None => Err(format!("Not decided: {}", data(&why))),
+                None => Err(format!("Not decided: {}", s.data(&why))),
             }
         }
-        Err(e) => Err(format!("Not decided: {}", data(&e.to_string()))),
+        Err(e) => Err(format!("Not decided: {}", s.data(&e.to_string()))),
     }
 }
 
@@ -221,7 +226,7 @@ async fn release(s: &Arc<Slack>, who: &Identity, id: &str) -> Response {
     match start_release(s, who, id).await {
         Ok(()) => in_channel(&format!(
             "Releasing run `{}` for {}; the outcome follows here.",
-            data(id),
+            s.data(id),
             who.mention()
         )),
         Err(text) => ephemeral(&text),
@@ -235,7 +240,7 @@ pub(super) async fn start_release(s: &Arc<Slack>, who: &Identity, id: &str) -> R
     if !run.state.is_releasable() {
         return Err(format!(
             "Run `{}` is {}: nothing to release now.",
-            data(id),
+            s.data(id),
             run.state.as_str()
         ));
     }
@@ -246,14 +251,14 @@ pub(super) async fn start_release(s: &Arc<Slack>, who: &Identity, id: &str) -> R
                 tracing::info!(run_id = %id, by, state = state.as_str(), "Release from Slack");
                 format!(
                     "Run `{}` released by {mention}: now *{}*.",
-                    data(&id),
+                    me.data(&id),
                     state.as_str()
                 )
             }
             Err(e) => format!(
                 "Release of run `{}` by {mention} failed: {}",
-                data(&id),
-                data(&e.to_string())
+                me.data(&id),
+                me.data(&e.to_string())
             ),
         };
         me.say(&text).await;
@@ -264,12 +269,12 @@ pub(super) async fn start_release(s: &Arc<Slack>, who: &Identity, id: &str) -> R
 async fn load(s: &Slack, id: &str) -> Result<Run, String> {
     match s.server.dispatcher.runner().journal().get(id).await {
         Ok(Some(r)) => Ok(r),
-        Ok(None) => Err(format!("No run `{}`.", data(id))),
-        Err(e) => Err(format!("journal: {}", data(&e.to_string()))),
+        Ok(None) => Err(format!("No run `{}`.", s.data(id))),
+        Err(e) => Err(format!("journal: {}", s.data(&e.to_string()))),
     }
 }
 
-fn waiting_step(run: &Run) -> Result<String, String> {
+fn waiting_step(s: &Slack, run: &Run) -> Result<String, String> {
     run.steps
         .iter()
         .find(|st| st.state == StepState::WaitingApproval)
@@ -277,7 +282,7 @@ fn waiting_step(run: &Run) -> Result<String, String> {
         .ok_or_else(|| {
             format!(
                 "Run `{}` is {}: no step waits for a decision.",
-                data(&run.id),
+                s.data(&run.id),
                 run.state.as_str()
             )
         })

@@ -16,6 +16,7 @@
 mod blocks;
 mod commands;
 mod interactions;
+pub mod mattermost;
 mod outbox;
 mod plan;
 mod verify;
@@ -44,11 +45,14 @@ pub use outbox::Outbox;
 use super::Server;
 use crate::app::App;
 
-/// The Slack side of the server.
+/// One chat's side of the server (Slack, or a Mattermost-compatible tool): its requests'
+/// authentication, its access lists and, for Slack, the outbox its messages go through.
 pub struct Slack {
     server: Arc<Server>,
-    secret: Secret,
-    outbox: Arc<Outbox>,
+    realm: Realm,
+    auth: Auth,
+    /// `None` for chats cordon only answers (Mattermost): nothing is posted later.
+    outbox: Option<Arc<Outbox>>,
     approvers: HashSet<String>,
     releasers: HashSet<String>,
 }
@@ -81,43 +85,110 @@ impl Chat for OutboxChat {
     }
 }
 
-/// Who is asking: workspace and user ids as Slack sent them in a signed request.
+/// Which chat a person came through: their ids are that chat's, and so is the markup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Realm {
+    /// Slack: ids are upper-case letters and digits (`T0123ABCD`, `U0456EFGH`); mrkdwn.
+    Slack,
+    /// Mattermost (and chat tools speaking its slash-command protocol): ids are 26 lower-case
+    /// letters and digits; Markdown.
+    Mattermost,
+}
+
+impl Realm {
+    /// `slack` / `mattermost`: the config section and the journal's prefix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Realm::Slack => "slack",
+            Realm::Mattermost => "mattermost",
+        }
+    }
+
+    /// Whether `id` looks like one of this chat's ids, so that no id can carry a `/` (or
+    /// markup) and pass for another pair.
+    fn is_id(self, id: &str) -> bool {
+        let allowed = |b: u8| match self {
+            Realm::Slack => b.is_ascii_uppercase() || b.is_ascii_digit(),
+            Realm::Mattermost => b.is_ascii_lowercase() || b.is_ascii_digit(),
+        };
+        !id.is_empty() && id.len() <= 32 && id.bytes().all(allowed)
+    }
+
+    /// Text that is data, made inert: for Slack, its three mrkdwn entities; for Markdown, a
+    /// code span (fenced with more backticks than the text holds, so the text cannot close
+    /// it). Mattermost shows a code span as typed and finds no mention in it, so `@channel`,
+    /// links and emphasis from data stay text. Cordon's own text may put a code span around
+    /// it again: a longer fence is still one code span.
+    pub fn data(self, text: &str) -> String {
+        match self {
+            Realm::Slack => escape(text),
+            Realm::Mattermost => {
+                if text.is_empty() {
+                    return String::new();
+                }
+                let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+                let fence = "`".repeat(longest + 1);
+                let pad = if text.starts_with('`') || text.ends_with('`') {
+                    " "
+                } else {
+                    ""
+                };
+                format!("{fence}{pad}{text}{pad}{fence}")
+            }
+        }
+    }
+}
+
+/// Who is asking: team (workspace) and user ids as the chat sent them in an authenticated
+/// request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
+    realm: Realm,
     team: String,
     user: String,
 }
 
 impl Identity {
-    /// Both ids must look like Slack ids (upper-case letters and digits), so that no id can
-    /// carry a `/` and pass for another pair.
+    /// A Slack identity; `None` unless both look like Slack ids.
     fn new(team: &str, user: &str) -> Option<Identity> {
-        let ok = |s: &str| {
-            !s.is_empty()
-                && s.len() <= 32
-                && s.bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-        };
-        (ok(team) && ok(user)).then(|| Identity {
+        Identity::of(Realm::Slack, team, user)
+    }
+
+    /// An identity of `realm`; `None` unless both look like its ids.
+    fn of(realm: Realm, team: &str, user: &str) -> Option<Identity> {
+        (realm.is_id(team) && realm.is_id(user)).then(|| Identity {
+            realm,
             team: team.into(),
             user: user.into(),
         })
     }
 
-    /// `T.../U...`, as in the access config.
+    /// `TEAM/USER`, as in the access config.
     fn key(&self) -> String {
         format!("{}/{}", self.team, self.user)
     }
 
-    /// Who decided, in the journal: `slack:T.../U...`.
+    /// Who decided, in the journal: `slack:T.../U...` or `mattermost:team/user`.
     fn by(&self) -> String {
-        format!("slack:{}", self.key())
+        format!("{}:{}", self.realm.name(), self.key())
     }
 
-    /// A mention of the user (cordon's own markup, built from a checked id).
+    /// A mention of the user in Slack (cordon's own markup, built from a checked id); in
+    /// Markdown chats, the journal's name for them.
     fn mention(&self) -> String {
-        format!("<@{}>", self.user)
+        match self.realm {
+            Realm::Slack => format!("<@{}>", self.user),
+            Realm::Mattermost => format!("`{}`", self.by()),
+        }
     }
+}
+
+/// How requests prove they come from the chat.
+enum Auth {
+    /// Slack's v0 request signing.
+    Signing(Secret),
+    /// A shared token (Mattermost's slash-command token).
+    Token(Secret),
 }
 
 /// What someone may do.
@@ -138,23 +209,17 @@ pub fn start(server: Arc<Server>, outbox: Option<Arc<Outbox>>) -> Result<Router>
         return Ok(Router::new());
     };
     let secret = conf.signing_secret()?;
-    let people = |list: &[String], field: &str| -> Result<HashSet<String>> {
-        list.iter()
-            .map(|entry| match entry.split_once('/') {
-                Some((t, u)) if Identity::new(t, u).is_some() => Ok(entry.clone()),
-                _ => bail!("chat.slack.{field}: {entry:?} is not TEAM_ID/USER_ID, e.g. T0123ABCD/U0456EFGH (ids, not names)"),
-            })
-            .collect()
-    };
+    let channel = outbox.chat().channel().to_string();
     let slack = Arc::new(Slack {
-        secret,
-        outbox,
-        approvers: people(&conf.approvers, "approvers")?,
-        releasers: people(&conf.releasers, "releasers")?,
+        realm: Realm::Slack,
+        auth: Auth::Signing(secret),
+        outbox: Some(outbox),
+        approvers: people(Realm::Slack, &conf.approvers, "approvers")?,
+        releasers: people(Realm::Slack, &conf.releasers, "releasers")?,
         server,
     });
     tracing::info!(
-        channel = slack.outbox.chat().channel(),
+        channel,
         approvers = slack.approvers.len(),
         releasers = slack.releasers.len(),
         "Slack: taking /cordon commands and approval clicks"
@@ -168,17 +233,43 @@ pub fn start(server: Arc<Server>, outbox: Option<Arc<Outbox>>) -> Result<Router>
         .with_state(slack))
 }
 
+/// An access list of `TEAM/USER` entries, checked.
+fn people(realm: Realm, list: &[String], field: &str) -> Result<HashSet<String>> {
+    let example = match realm {
+        Realm::Slack => "T0123ABCD/U0456EFGH",
+        Realm::Mattermost => "4xp9fdt77pncbef59f4k1qe83o/9w7bzqbt9jdnbgcuoagxzyvg7c",
+    };
+    list.iter()
+        .map(|entry| match entry.split_once('/') {
+            Some((t, u)) if Identity::of(realm, t, u).is_some() => Ok(entry.clone()),
+            _ => bail!(
+                "chat.{}.{field}: {entry:?} is not TEAM_ID/USER_ID, e.g. {example} (ids, not names)",
+                realm.name()
+            ),
+        })
+        .collect()
+}
+
 impl Slack {
-    /// Verifies a request; `Some` is the answer to give instead of handling it: 401, or 200 for
-    /// a bare `ssl_check=1` (nothing more to do).
+    /// Text that is data, made inert for this chat's markup.
+    fn data(&self, text: &str) -> String {
+        self.realm.data(text)
+    }
+
+    /// Authenticates a request; `Some` is the answer to give instead of handling it: 401, or
+    /// 200 for a bare Slack `ssl_check=1` (nothing more to do).
     fn refuse(&self, headers: &HeaderMap, body: &Bytes) -> Option<Response> {
+        let secret = match &self.auth {
+            Auth::Signing(secret) => secret,
+            Auth::Token(token) => return mattermost::refuse(self, token, headers, body),
+        };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         if verify::is_bare_ssl_check(body) {
             return Some(StatusCode::OK.into_response());
         }
-        match verify::verify(&self.secret, headers, body, now) {
+        match verify::verify(secret, headers, body, now) {
             Ok(()) => {
                 self.server.metrics.event("slack", "verified");
                 None
@@ -212,10 +303,11 @@ impl Slack {
 
     /// The refusal shown to someone not in the access config.
     fn refusal(who: &Identity, role: Role) -> String {
+        let chat = who.realm.name();
         let what = match role {
-            Role::Approve => "approve or deny runs (chat.slack.approvers)",
-            Role::Release => "release runs (chat.slack.releasers)",
-            Role::Read => "use cordon here (chat.slack.approvers or releasers)",
+            Role::Approve => format!("approve or deny runs (chat.{chat}.approvers)"),
+            Role::Release => format!("release runs (chat.{chat}.releasers)"),
+            Role::Read => format!("use cordon here (chat.{chat}.approvers or releasers)"),
         };
         format!(
             "Refused: {} ({}) may not {what}. Ask a cordon admin to add that id to cordon.yaml.",
@@ -227,20 +319,34 @@ impl Slack {
     /// Posts to the channel through the outbox; a failure to record it is logged (chat never
     /// blocks containment).
     async fn say(&self, text: &str) {
-        if let Err(e) = self.outbox.note(None, None, text).await {
+        let Some(outbox) = &self.outbox else {
+            tracing::info!(
+                chat = self.realm.name(),
+                text,
+                "Not posted (this chat is only answered)"
+            );
+            return;
+        };
+        if let Err(e) = outbox.note(None, None, text).await {
             tracing::warn!(error = %format!("{e:#}"), "Slack: cannot queue a message");
         }
     }
 
     /// Shows `text` to `who` only, in `channel` (the configured one when `None`).
     async fn tell(&self, channel: Option<&str>, who: &Identity, text: &str) {
-        if let Err(e) = self.outbox.note(channel, Some(&who.user), text).await {
+        let Some(outbox) = &self.outbox else {
+            return;
+        };
+        if let Err(e) = outbox.note(channel, Some(&who.user), text).await {
             tracing::warn!(error = %format!("{e:#}"), "Slack: cannot queue an answer");
         }
     }
 
     /// Brings run `id`'s message up to date with the journal.
     async fn refresh(&self, id: &str) {
+        let Some(outbox) = &self.outbox else {
+            return;
+        };
         let run = match self.server.dispatcher.runner().journal().get(id).await {
             Ok(Some(r)) => r,
             Ok(None) => return,
@@ -251,7 +357,7 @@ impl Slack {
         };
         let plan = plan::ApprovalPlan::of(self, &run);
         let (text, blocks) = blocks::run_message(&run, plan.as_ref());
-        if let Err(e) = self.outbox.run_message(id, &text, Some(blocks)).await {
+        if let Err(e) = outbox.run_message(id, &text, Some(blocks)).await {
             tracing::warn!(run_id = id, error = %format!("{e:#}"), "Slack: cannot queue the run's message");
         }
     }
