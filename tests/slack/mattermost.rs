@@ -129,3 +129,34 @@ fn mattermost_commands_need_the_token_and_an_approver() {
         "{metrics}"
     );
 }
+
+#[test]
+fn serve_says_what_is_missing_from_the_mattermost_config() {
+    let c = Cordon::new();
+    let start = |yaml: &str, env: &[(&str, &str)]| {
+        std::fs::write(c.path().join("cordon.yaml"), yaml).unwrap();
+        let mut cmd = c.command(&["serve", "--cloud", "sim", "--listen", "127.0.0.1:0"]);
+        cmd.env("CORDON_API_KEY", KEY)
+            .env_remove("CORDON_MATTERMOST_TOKEN");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{yaml}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = start("chat:\n  mattermost:\n    approvers: []\n", &[]);
+    assert!(
+        err.contains("chat.mattermost is configured without chat.mattermost.token: set CORDON_MATTERMOST_TOKEN"),
+        "{err}"
+    );
+    // Slack-shaped ids are not Mattermost ids.
+    let err = start(
+        "chat:\n  mattermost:\n    approvers: [T0TEAM/U0ALICE]\n",
+        &[("CORDON_MATTERMOST_TOKEN", TOKEN)],
+    );
+    assert!(
+        err.contains("chat.mattermost.approvers: \"T0TEAM/U0ALICE\" is not TEAM_ID/USER_ID"),
+        "{err}"
+    );
+}

@@ -406,3 +406,36 @@ fn in_channel(text: &str) -> Response {
 fn data(text: &str) -> String {
     escape(text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_is_inert_in_each_chats_markup() {
+        assert_eq!(
+            Realm::Slack.data("<!channel> & co"),
+            "&lt;!channel&gt; &amp; co"
+        );
+        assert_eq!(Realm::Mattermost.data("@channel"), "`@channel`");
+        assert_eq!(Realm::Mattermost.data("a`b``c"), "```a`b``c```");
+        assert_eq!(Realm::Mattermost.data("`x`"), "`` `x` ``");
+        assert_eq!(Realm::Mattermost.data(""), "");
+    }
+
+    #[test]
+    fn ids_are_checked_per_chat_and_name_the_chat_in_the_journal() {
+        assert!(Identity::of(Realm::Slack, "T0TEAM", "U0ALICE").is_some());
+        assert!(Identity::of(Realm::Slack, "t0team", "U0ALICE").is_none());
+        assert!(Identity::of(Realm::Slack, "T0TEAM/U0X", "U0ALICE").is_none());
+        let m = Identity::of(
+            Realm::Mattermost,
+            "4xp9fdt77pncbef59f4k1qe83o",
+            "9w7bzqbt9j",
+        )
+        .unwrap();
+        assert_eq!(m.by(), "mattermost:4xp9fdt77pncbef59f4k1qe83o/9w7bzqbt9j");
+        assert!(Identity::of(Realm::Mattermost, "T0TEAM", "U0ALICE").is_none());
+        assert!(Identity::of(Realm::Mattermost, "team", "").is_none());
+    }
+}
