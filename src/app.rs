@@ -63,6 +63,9 @@ pub struct MattermostConfig {
     /// Who may release.
     #[serde(default)]
     pub releasers: Vec<String>,
+    /// Who may start manual playbooks (`/cordon run`).
+    #[serde(default)]
+    pub runners: Vec<String>,
 }
 
 impl MattermostConfig {
@@ -96,6 +99,9 @@ pub struct SlackConfig {
     /// Who may release.
     #[serde(default)]
     pub releasers: Vec<String>,
+    /// Who may start manual playbooks (`/cordon run`).
+    #[serde(default)]
+    pub runners: Vec<String>,
 }
 
 fn slack_api() -> String {

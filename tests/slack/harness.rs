@@ -64,8 +64,8 @@ pub fn serve(c: &Cordon, slack_url: &str, playbooks: &str) -> Served {
 /// `cordon serve` with extra environment variables.
 pub fn serve_with(c: &Cordon, slack_url: &str, playbooks: &str, env: &[(&str, &str)]) -> Served {
     let yaml = format!(
-        "chat:\n  slack:\n    api_base_url: {slack_url}\n    channel: C0CORDON\n    approvers: [{}/{}]\n    releasers: [{}/{}]\n",
-        APPROVER.0, APPROVER.1, RELEASER.0, RELEASER.1
+        "chat:\n  slack:\n    api_base_url: {slack_url}\n    channel: C0CORDON\n    approvers: [{}/{}]\n    releasers: [{}/{}]\n    runners: [{}/{}]\n",
+        APPROVER.0, APPROVER.1, RELEASER.0, RELEASER.1, APPROVER.0, APPROVER.1
     );
     serve_config(c, &yaml, playbooks, env)
 }

@@ -5,6 +5,7 @@
 //! - this file: request signing, access, commands, escaping, config, TLS;
 //! - `outbox.rs`: Slack outages and rate limits, one message per run;
 //! - `buttons.rs`: plan-bound approval clicks, Undo, a kill -9 between click and step;
+//! - `manual.rs`: `/cordon run` with a manual playbook's typed inputs;
 //! - `mattermost.rs`: the Mattermost-compatible command endpoint.
 
 mod buttons;
@@ -12,6 +13,7 @@ mod buttons;
 mod common;
 mod fake;
 mod harness;
+mod manual;
 mod mattermost;
 mod outbox;
 

@@ -1,5 +1,6 @@
 //! `/cordon` (`POST /v1/chat/slack/commands`, form-encoded as Slack sends slash commands):
-//! `list`, `status RUN`, `approve RUN [STEP]`, `deny RUN [STEP]`, `release RUN`, `help`.
+//! `run PLAYBOOK NAME=VALUE ...`, `list`, `status RUN`, `approve RUN [STEP]`,
+//! `deny RUN [STEP]`, `release RUN`, `help`.
 //!
 //! Slack wants an answer within 3 s: decisions are recorded (durably) before the answer, and
 //! the run goes on afterwards, its outcome posted to the channel; a release answers at once
@@ -22,6 +23,7 @@ use super::{ephemeral, in_channel, Identity, Role, Slack};
 const LIST_MAX: usize = 20;
 
 const HELP: &str = "*cordon* commands:\n\
+• `/cordon run PLAYBOOK NAME=VALUE ...`: start a manual playbook with its inputs\n\
 • `/cordon list`: the latest runs\n\
 • `/cordon status RUN`: a run and its steps\n\
 • `/cordon approve RUN [STEP]` / `/cordon deny RUN [STEP]`: decide a step waiting for approval\n\
@@ -63,6 +65,7 @@ pub(super) async fn execute(s: &Arc<Slack>, who: &Identity, text: &str) -> Respo
     let role = match words.first().copied() {
         None | Some("help") => return ephemeral(HELP),
         Some("approve" | "deny") => Role::Approve,
+        Some("run") => Role::Run,
         Some("release") => Role::Release,
         Some("list" | "status") => Role::Read,
         Some(other) => return ephemeral(&format!("Unknown command `{}`.\n{HELP}", s.data(other))),
@@ -81,6 +84,7 @@ pub(super) async fn execute(s: &Arc<Slack>, who: &Identity, text: &str) -> Respo
             answer(decide(s, who, run, step.first().copied(), false).await)
         }
         ("release", [run]) => release(s, who, run).await,
+        ("run", [playbook, args @ ..]) => super::manual::run(s, who, playbook, args).await,
         _ => ephemeral(&format!("Usage:\n{HELP}")),
     }
 }

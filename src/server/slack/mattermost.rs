@@ -40,6 +40,7 @@ pub fn start(server: Arc<Server>) -> Result<Router> {
         outbox: None,
         approvers: people(Realm::Mattermost, &conf.approvers, "approvers")?,
         releasers: people(Realm::Mattermost, &conf.releasers, "releasers")?,
+        runners: people(Realm::Mattermost, &conf.runners, "runners")?,
         server: server.clone(),
     });
     tracing::info!(

@@ -16,6 +16,7 @@
 mod blocks;
 mod commands;
 mod interactions;
+mod manual;
 pub mod mattermost;
 mod outbox;
 mod plan;
@@ -55,6 +56,7 @@ pub struct Slack {
     outbox: Option<Arc<Outbox>>,
     approvers: HashSet<String>,
     releasers: HashSet<String>,
+    runners: HashSet<String>,
 }
 
 /// The chat outbox when `chat.slack` is configured, its sender started. `cordon serve` gives
@@ -196,6 +198,8 @@ enum Auth {
 enum Role {
     Approve,
     Release,
+    /// Start a manual playbook (`/cordon run`).
+    Run,
     /// List and look at runs: anyone who may approve or release.
     Read,
 }
@@ -216,6 +220,7 @@ pub fn start(server: Arc<Server>, outbox: Option<Arc<Outbox>>) -> Result<Router>
         outbox: Some(outbox),
         approvers: people(Realm::Slack, &conf.approvers, "approvers")?,
         releasers: people(Realm::Slack, &conf.releasers, "releasers")?,
+        runners: people(Realm::Slack, &conf.runners, "runners")?,
         server,
     });
     tracing::info!(
@@ -297,7 +302,12 @@ impl Slack {
         match role {
             Role::Approve => self.approvers.contains(&key),
             Role::Release => self.releasers.contains(&key),
-            Role::Read => self.approvers.contains(&key) || self.releasers.contains(&key),
+            Role::Run => self.runners.contains(&key),
+            Role::Read => {
+                self.approvers.contains(&key)
+                    || self.releasers.contains(&key)
+                    || self.runners.contains(&key)
+            }
         }
     }
 
@@ -307,7 +317,8 @@ impl Slack {
         let what = match role {
             Role::Approve => format!("approve or deny runs (chat.{chat}.approvers)"),
             Role::Release => format!("release runs (chat.{chat}.releasers)"),
-            Role::Read => format!("use cordon here (chat.{chat}.approvers or releasers)"),
+            Role::Run => format!("start playbooks (chat.{chat}.runners)"),
+            Role::Read => format!("use cordon here (chat.{chat}.approvers, releasers or runners)"),
         };
         format!(
             "Refused: {} ({}) may not {what}. Ask a cordon admin to add that id to cordon.yaml.",
