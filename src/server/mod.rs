@@ -88,7 +88,9 @@ pub async fn serve(app: App, options: ServeOptions) -> Result<i32> {
     }
     let playbooks = app.playbooks()?;
     let metrics = Arc::new(Metrics::new());
-    let runner = app.runner(cloud, playbooks)?.with_observer(metrics.clone());
+    // Step starts also refresh the run's chat message (see slack::progress).
+    let (progress, steps) = slack::Progress::new(metrics.clone());
+    let runner = app.runner(cloud, playbooks)?.with_observer(progress);
     let dispatcher = Dispatcher::new(runner, app.config.server.limits);
     let resumed = dispatcher.start().await?;
     tracing::info!(
@@ -125,8 +127,8 @@ pub async fn serve(app: App, options: ServeOptions) -> Result<i32> {
         Some(url) => Some(sqs::start(server.clone(), url, stop.clone()).await?),
         None => None,
     };
-    let chat =
-        slack::start(server.clone(), outbox)?.merge(slack::mattermost::start(server.clone())?);
+    let chat = slack::start(server.clone(), outbox, steps)?
+        .merge(slack::mattermost::start(server.clone())?);
     let http = axum::serve(listener, router(server.clone()).merge(chat))
         .with_graceful_shutdown(stop.clone().cancelled_owned());
     let drain = async {

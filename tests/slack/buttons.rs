@@ -13,7 +13,7 @@ use crate::harness::*;
 const CONTAIN: &str = "id: contain\ntitle: t\nversion: 1\nmode: auto\ntrigger:\n  match:\n    source: [aws.guardduty]\nsteps:\n  - id: isolate\n    action: ec2.isolate_instance\n    with: {instance: \"${finding.resources[0].id}\"}\n";
 
 fn approve_value(seen: &fake::Seen, id: &str) -> String {
-    let posted = wait_for(seen, "chat.postMessage", |v| is_run_message(v, id));
+    let posted = run_message_in(seen, id, "waiting_approval");
     button(&posted, "cordon_approve")["value"]
         .as_str()
         .unwrap()
@@ -71,7 +71,7 @@ fn undo_shows_the_release_plan_and_releases_for_releasers_only() {
     s.state(&c, &id, "succeeded");
     let isolation = isolation_group(&c).expect("an isolation group");
     assert_eq!(groups(&c), std::slice::from_ref(&isolation));
-    let message = wait_for(&seen, "chat.postMessage", |v| is_run_message(v, &id));
+    let message = run_message_in(&seen, &id, "succeeded");
     let undo = button(&message, "cordon_undo");
     assert_eq!(undo["value"], id.as_str());
     let dialog = undo["confirm"]["text"]["text"].as_str().unwrap();

@@ -279,3 +279,25 @@ pub fn isolation_group(c: &Cordon) -> Option<String> {
         .find(|(_, g)| g["name"] == "cordon-isolation")
         .map(|(id, _)| id.clone())
 }
+
+/// Run `id`'s message as Slack last got it once it said the run is `state` (a post or an
+/// update), waiting for it.
+pub fn run_message_in(seen: &crate::fake::Seen, id: &str, state: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let said = |v: &Value| {
+        is_run_message(v, id) && v["text"].as_str().unwrap().ends_with(&format!(": {state}"))
+    };
+    loop {
+        let mut all = seen.ok("chat.postMessage");
+        all.extend(seen.ok("chat.update"));
+        if let Some(v) = all.into_iter().find(said) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {id}'s message never said {state}: {:#?}",
+            seen.all()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}

@@ -72,7 +72,7 @@ fn a_manual_playbook_runs_from_chat_with_its_typed_inputs() {
         "the instance named by the input is isolated"
     );
     // The run has its message, with Undo.
-    let message = wait_for(&seen, "chat.postMessage", |v| is_run_message(v, &id));
+    let message = run_message_in(&seen, &id, "succeeded");
     button(&message, "cordon_undo");
 }
 
@@ -130,7 +130,7 @@ fn the_shipped_quarantine_account_playbook_starts_from_chat_and_waits_for_a_seco
     s.state(&c, &id, "waiting_approval");
     let shown = c.json(&["runs", "show", &id], 0);
     assert_eq!(shown["account"], "111122223333", "{shown}");
-    let message = wait_for(&seen, "chat.postMessage", |v| is_run_message(v, &id));
+    let message = run_message_in(&seen, &id, "waiting_approval");
     assert!(
         message["blocks"]
             .to_string()

@@ -99,7 +99,7 @@ fn a_run_has_one_message_posted_once_and_updated_in_place() {
     let s = serve(&c, &slack_url, &pb);
     let id = s.event(&fixture_json(DEMO));
     s.state(&c, &id, "waiting_approval");
-    let first = wait_for(&seen, "chat.postMessage", |v| is_run_message(v, &id));
+    let first = run_message_in(&seen, &id, "waiting_approval");
     let value = button(&first, "cordon_approve")["value"]
         .as_str()
         .unwrap()
@@ -157,5 +157,56 @@ fn a_run_has_one_message_posted_once_and_updated_in_place() {
     assert!(
         blocks.contains("approved by slack:T0TEAM/U0ALICE"),
         "{blocks}"
+    );
+}
+
+#[test]
+fn a_run_of_several_steps_edits_its_one_message_as_each_step_starts() {
+    let c = Cordon::new();
+    let (slack_url, seen) = fake::start();
+    let shipped = crate::common::root().join("playbooks");
+    // A pause before each cloud call, so that the steps' starts are apart.
+    let s = serve_with(
+        &c,
+        &slack_url,
+        shipped.to_str().unwrap(),
+        &[("CORDON_SIM_DELAY_MS", "150")],
+    );
+    let id = s.event(&fixture_json(DEMO));
+    s.state(&c, &id, "succeeded");
+    let last = wait_for(&seen, "chat.update", |v| {
+        is_run_message(v, &id) && v["text"].as_str().unwrap().ends_with(": succeeded")
+    });
+    let posts: Vec<Value> = seen
+        .ok("chat.postMessage")
+        .into_iter()
+        .filter(|v| is_run_message(v, &id))
+        .collect();
+    assert_eq!(posts.len(), 1, "{posts:#?}");
+    assert!(
+        posts[0]["text"].as_str().unwrap().ends_with(": running"),
+        "posted when the first step started: {}",
+        posts[0]
+    );
+    let updates: Vec<Value> = seen
+        .ok("chat.update")
+        .into_iter()
+        .filter(|v| is_run_message(v, &id))
+        .collect();
+    let running = updates
+        .iter()
+        .filter(|u| u["text"].as_str().unwrap().ends_with(": running"))
+        .count();
+    assert!(
+        running >= 1,
+        "a later step's start edits the message: {updates:#?}"
+    );
+    for u in &updates {
+        assert_eq!(u["ts"], "1700000000.000001", "{u}");
+    }
+    let steps = last["blocks"].to_string();
+    assert!(
+        !steps.contains("*started*") && !steps.contains("*pending*"),
+        "{steps}"
     );
 }

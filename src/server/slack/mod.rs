@@ -20,6 +20,7 @@ mod manual;
 pub mod mattermost;
 mod outbox;
 mod plan;
+mod progress;
 mod verify;
 
 use std::collections::HashSet;
@@ -42,6 +43,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 pub use outbox::Outbox;
+pub use progress::Progress;
 
 use super::Server;
 use crate::app::App;
@@ -205,10 +207,15 @@ enum Role {
 }
 
 /// The Slack routes when `chat.slack` is configured (an empty router otherwise); starts the
-/// watcher that posts approval requests.
+/// tasks that keep run messages up to date: on the dispatcher's updates, on each step start
+/// (`steps`, from [`Progress`]), and once at start for open runs.
 ///
 /// Errors: a missing signing secret or bot token, or an access entry that is not `TEAM/USER`.
-pub fn start(server: Arc<Server>, outbox: Option<Arc<Outbox>>) -> Result<Router> {
+pub fn start(
+    server: Arc<Server>,
+    outbox: Option<Arc<Outbox>>,
+    steps: progress::Steps,
+) -> Result<Router> {
     let (Some(conf), Some(outbox)) = (&server.app.config.chat.slack, outbox) else {
         return Ok(Router::new());
     };
@@ -231,6 +238,7 @@ pub fn start(server: Arc<Server>, outbox: Option<Arc<Outbox>>) -> Result<Router>
     );
     tokio::spawn(watch(slack.clone()));
     tokio::spawn(refresh_open(slack.clone()));
+    tokio::spawn(follow_steps(slack.clone(), steps));
     Ok(Router::new()
         .route("/v1/chat/slack/commands", post(commands::receive))
         .route("/v1/chat/slack/interactions", post(interactions::receive))
@@ -384,6 +392,13 @@ async fn refresh_open(slack: Arc<Slack>) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "Slack: cannot list open runs"),
+    }
+}
+
+/// Brings a run's message up to date each time one of its steps starts.
+async fn follow_steps(slack: Arc<Slack>, mut steps: progress::Steps) {
+    while let Some(id) = steps.recv().await {
+        slack.refresh(&id).await;
     }
 }
 
