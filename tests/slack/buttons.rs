@@ -159,3 +159,61 @@ fn a_kill_9_between_the_click_and_the_step_loses_nothing_and_repeats_nothing() {
         "the step ran once: {shown}"
     );
 }
+
+#[test]
+fn a_two_person_step_needs_two_different_approvers_clicking() {
+    let c = Cordon::new();
+    let (slack_url, seen) = fake::start();
+    let two = ASK_PLAYBOOK.replace("default: deny}", "default: deny, approvers: 2}");
+    let pb = c.playbook_dir("two", &two);
+    let carol = ("T0TEAM", "U0CAROL");
+    let yaml = format!(
+        "chat:\n  slack:\n    api_base_url: {slack_url}\n    channel: C0CORDON\n    approvers: [T0TEAM/U0ALICE, T0TEAM/U0CAROL]\n"
+    );
+    let s = serve_config(&c, &yaml, &pb, &[]);
+    let id = s.event(&fixture_json(DEMO));
+    s.state(&c, &id, "waiting_approval");
+    let value = approve_value(&seen, &id);
+
+    assert_eq!(s.click(APPROVER, "cordon_approve", &value, None), 200);
+    wait_for(&seen, "chat.postMessage", |v| {
+        v["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("1 of 2 approvals, waiting for another approver"))
+    });
+    // The same person again counts for nothing.
+    assert_eq!(s.click(APPROVER, "cordon_approve", &value, None), 200);
+    let told = wait_for(&seen, "chat.postEphemeral", |v| v["user"] == APPROVER.1);
+    assert!(
+        told["text"]
+            .as_str()
+            .unwrap()
+            .contains("another person must approve"),
+        "{told}"
+    );
+    let shown = c.json(&["runs", "show", &id], 0);
+    assert_eq!(shown["state"], "waiting_approval", "{shown}");
+    assert_eq!(
+        shown["steps"][0]["approvals"].as_array().map(Vec::len),
+        Some(1)
+    );
+
+    // The message shows the first approval, and its buttons still decide the same plan.
+    let message = wait_for(&seen, "chat.update", |v| {
+        is_run_message(v, &id)
+            && v["blocks"]
+                .to_string()
+                .contains("approved by slack:T0TEAM/U0ALICE")
+    });
+    assert_eq!(button(&message, "cordon_approve")["value"], value.as_str());
+    assert_eq!(s.click(carol, "cordon_approve", &value, None), 200);
+    s.state(&c, &id, "succeeded");
+    let shown = c.json(&["runs", "show", &id], 0);
+    let by: Vec<&str> = shown["steps"][0]["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["by"].as_str().unwrap())
+        .collect();
+    assert_eq!(by, ["slack:T0TEAM/U0ALICE", "slack:T0TEAM/U0CAROL"]);
+}

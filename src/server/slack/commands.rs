@@ -179,7 +179,10 @@ pub(super) async fn decide(
     let by = who.by();
     match s.server.dispatcher.decide(id, &step, approve, &by).await {
         Ok(state) => {
-            tracing::info!(run_id = %id, step, approve, by, "Decision recorded from Slack");
+            tracing::info!(run_id = %id, step, approve, by, "Decision recorded from chat");
+            // A partial approval changes no run state, so the dispatcher reports nothing: the
+            // run's message must show it now.
+            s.refresh(id).await;
             let word = if approve { "approved" } else { "denied" };
             let next = match state {
                 RunState::Running => "; the run goes on".to_string(),
