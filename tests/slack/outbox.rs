@@ -210,3 +210,38 @@ fn a_run_of_several_steps_edits_its_one_message_as_each_step_starts() {
         "{steps}"
     );
 }
+
+#[test]
+fn messages_queued_during_an_outage_survive_a_kill_9_and_are_sent_once_after_restart() {
+    let c = Cordon::new();
+    let (slack_url, seen) = fake::start();
+    seen.fail(Failing::Until(Instant::now() + Duration::from_secs(3600)));
+    let pb = c.playbook_dir("it", ISOLATE_AND_TELL);
+    let mut s = serve(&c, &slack_url, &pb);
+    let id = s.event(&fixture_json(DEMO));
+    s.state(&c, &id, "succeeded");
+    // The outbox has tried (and failed) at least once: the messages are recorded.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.all().len() < 2 {
+        assert!(Instant::now() < deadline, "no attempt: {:?}", seen.all());
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    drop(s);
+    assert!(seen.ok("chat.postMessage").is_empty());
+
+    seen.fail(Failing::No);
+    let _s = serve(&c, &slack_url, &pb);
+    let told = |v: &Value| v["text"] == format!("Isolated {INSTANCE}");
+    wait_for(&seen, "chat.postMessage", told);
+    run_message_in(&seen, &id, "succeeded");
+    std::thread::sleep(Duration::from_secs(2));
+    let posts = seen.ok("chat.postMessage");
+    assert_eq!(posts.iter().filter(|v| told(v)).count(), 1, "{posts:#?}");
+    assert_eq!(
+        posts.iter().filter(|v| is_run_message(v, &id)).count(),
+        1,
+        "{posts:#?}"
+    );
+}
