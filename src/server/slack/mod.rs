@@ -38,6 +38,7 @@ use axum::{Json, Router};
 use cordon_connectors::slack::escape;
 use cordon_engine::cloud::{Chat, CloudError, CloudResult, Delivery, ErrorKind};
 use cordon_engine::dispatch::RunUpdate;
+use cordon_engine::run::RunState;
 use cordon_engine::secret::Secret;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -376,7 +377,9 @@ impl Slack {
         };
         let plan = plan::ApprovalPlan::of(self, &run);
         let (text, blocks) = blocks::run_message(&run, plan.as_ref());
-        if let Err(e) = outbox.run_message(id, &text, Some(blocks)).await {
+        // A released run's message changes no more: the outbox may forget it once sent.
+        let last = run.state == RunState::Released;
+        if let Err(e) = outbox.run_message(id, &text, Some(blocks), last).await {
             tracing::warn!(run_id = id, error = %format!("{e:#}"), "Slack: cannot queue the run's message");
         }
     }

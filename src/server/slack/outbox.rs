@@ -7,7 +7,8 @@
 //! never race the journal's conditional run updates. Trees:
 //! - `runs`: per run, its one Slack message: the latest text and blocks, the `ts` and channel
 //!   Slack gave the first post (later progress is a `chat.update` of that message), and which
-//!   revision was last delivered.
+//!   revision was last delivered. A record is removed once its last revision (the run is
+//!   released) is delivered.
 //! - `notes`: one-off messages (notify.chat posts, answers to a person), removed once sent.
 //! - `due`: what still has to be sent, with the earliest time to try (epoch ms).
 //!
@@ -53,6 +54,9 @@ struct RunMessage {
     attempts: u32,
     /// When the first unsent revision was recorded (epoch ms).
     since_ms: u64,
+    /// The latest revision is the last one: forget the record once it is delivered.
+    #[serde(default)]
+    last: bool,
 }
 
 /// A one-off message.
@@ -127,8 +131,15 @@ impl Outbox {
     }
 
     /// Records the new content of run `id`'s message (posted the first time, updated in place
-    /// after); durable on return. Unchanged content records nothing.
-    pub async fn run_message(&self, id: &str, text: &str, blocks: Option<Value>) -> Result<()> {
+    /// after); durable on return. Unchanged content records nothing. `last`: no later change
+    /// will come (the record is removed once this one is delivered).
+    pub async fn run_message(
+        &self,
+        id: &str,
+        text: &str,
+        blocks: Option<Value>,
+        last: bool,
+    ) -> Result<()> {
         let key = run_key(id);
         {
             let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
@@ -148,6 +159,7 @@ impl Outbox {
             }
             m.text = text.to_string();
             m.blocks = blocks;
+            m.last = last;
             m.rev += 1;
             self.runs.insert(&key, serde_json::to_vec(&m)?)?;
             // An entry already due (backing off) keeps its time: no hammering during an outage.
@@ -304,10 +316,14 @@ impl Outbox {
         };
         let mut m: RunMessage = serde_json::from_slice(&b)?;
         change(&mut m);
-        self.runs.insert(key, serde_json::to_vec(&m)?)?;
         if m.sent >= m.rev {
             self.due.remove(key)?;
+            if m.last {
+                self.runs.remove(key)?;
+                return Ok(());
+            }
         }
+        self.runs.insert(key, serde_json::to_vec(&m)?)?;
         Ok(())
     }
 
@@ -374,6 +390,53 @@ fn drop_it(e: &SlackError, too_old: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cordon_engine::secret::Secret;
+
+    #[tokio::test]
+    async fn a_run_message_is_kept_until_its_last_revision_is_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        // Nothing is sent here: the client is never called.
+        let chat = SlackChat::new("http://127.0.0.1:9/api", Secret::new("x"), "C0").unwrap();
+        let outbox = Outbox::open(dir.path(), Arc::new(chat)).unwrap();
+        let key = run_key("r1");
+        outbox
+            .run_message("r1", "running", None, false)
+            .await
+            .unwrap();
+        outbox
+            .run_message("r1", "running", None, false)
+            .await
+            .unwrap();
+        let m: RunMessage =
+            serde_json::from_slice(&outbox.runs.get(&key).unwrap().unwrap()).unwrap();
+        assert_eq!(
+            (m.rev, m.sent),
+            (1, 0),
+            "unchanged content is no new revision"
+        );
+        assert!(outbox.due.get(&key).unwrap().is_some());
+        outbox.settle_run(&key, |m| m.sent = 1).unwrap();
+        assert!(
+            outbox.due.get(&key).unwrap().is_none(),
+            "delivered: nothing due"
+        );
+        assert!(
+            outbox.runs.get(&key).unwrap().is_some(),
+            "kept for later updates"
+        );
+
+        outbox
+            .run_message("r1", "released", None, true)
+            .await
+            .unwrap();
+        assert!(outbox.due.get(&key).unwrap().is_some());
+        outbox.settle_run(&key, |m| m.sent = 2).unwrap();
+        assert!(
+            outbox.runs.get(&key).unwrap().is_none(),
+            "the last revision is forgotten"
+        );
+        assert!(outbox.due.get(&key).unwrap().is_none());
+    }
 
     #[test]
     fn backoff_doubles_up_to_its_cap() {
