@@ -337,6 +337,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // reqwest is built without a default TLS provider (see Cargo.toml).
+    cordon_connectors::tls::install_crypto_provider();
     let http = Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(1024)

@@ -46,6 +46,37 @@ pub struct Config {
 pub struct ChatConfig {
     /// Slack: `notify.chat` posts there; `cordon serve` takes slash commands and buttons.
     pub slack: Option<SlackConfig>,
+    /// Mattermost, or another chat tool speaking its slash-command protocol: `cordon serve`
+    /// answers `/cordon` commands at `POST /v1/chat/mattermost/commands`.
+    pub mattermost: Option<MattermostConfig>,
+}
+
+/// `chat.mattermost`. The token may instead come from `CORDON_MATTERMOST_TOKEN` (which wins).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MattermostConfig {
+    /// The slash command's token (Mattermost shows it when the command is created).
+    pub token: Option<Secret>,
+    /// Who may approve and deny: `TEAM_ID/USER_ID` (Mattermost's 26-character ids).
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// Who may release.
+    #[serde(default)]
+    pub releasers: Vec<String>,
+    /// Who may start manual playbooks (`/cordon run`).
+    #[serde(default)]
+    pub runners: Vec<String>,
+}
+
+impl MattermostConfig {
+    /// The command token, from the environment or the config.
+    pub fn token(&self) -> Result<Secret> {
+        secret_from(
+            "CORDON_MATTERMOST_TOKEN",
+            &self.token,
+            "chat.mattermost.token",
+        )
+    }
 }
 
 /// `chat.slack`. The secrets may instead come from the environment:
@@ -68,6 +99,9 @@ pub struct SlackConfig {
     /// Who may release.
     #[serde(default)]
     pub releasers: Vec<String>,
+    /// Who may start manual playbooks (`/cordon run`).
+    #[serde(default)]
+    pub runners: Vec<String>,
 }
 
 fn slack_api() -> String {
@@ -100,7 +134,8 @@ fn secret_from(env: &str, conf: &Option<Secret>, field: &str) -> Result<Secret> 
         None => match conf {
             Some(s) if !s.expose().is_empty() => Ok(Secret::new(s.expose())),
             _ => bail!(
-                "chat.slack is configured without {field}: set {env} or {field} in cordon.yaml"
+                "{} is configured without {field}: set {env} or {field} in cordon.yaml",
+                field.rsplit_once('.').map_or(field, |(section, _)| section)
             ),
         },
     }

@@ -118,6 +118,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 }
 
 fn main() {
+    // Before any HTTP client exists (the admin API's, Slack's): reqwest needs it.
+    cordon_connectors::tls::install_crypto_provider();
     let cli = Cli::parse();
     let serving = matches!(cli.command, Command::Serve { .. });
     init_logs(cli.global.log_format, cli.global.verbose, serving);

@@ -77,6 +77,8 @@ fn serve_under<'a>(
         assert!(Instant::now() < deadline, "no serve.json:\n{}", log(c));
         std::thread::sleep(Duration::from_millis(20));
     };
+    // reqwest is built without a default TLS provider (see Cargo.toml).
+    cordon_connectors::tls::install_crypto_provider();
     Served {
         c,
         child,

@@ -17,6 +17,9 @@ pub enum FindingSource {
     /// AWS Security Hub (`aws.securityhub`): ASFF findings from Security Hub CSPM, and OCSF
     /// findings from the new Security Hub (`Findings Imported V2`).
     Securityhub,
+    /// No finding: a person started a manual playbook by hand with its typed inputs (the
+    /// finding's account, region and resources come from them).
+    Manual,
 }
 
 /// Severity bucket, as GuardDuty and Security Hub name them.

@@ -7,7 +7,8 @@
 //! - `auth`: intake credentials and the admin token, compared in constant time.
 //! - `metrics`: Prometheus metrics, also the runner's observer.
 //! - `discovery`: the file in the journal directory that tells the CLI where the server is.
-//! - `slack`: Slack slash commands, approval buttons and approval requests (`chat.slack`).
+//! - `slack`: Slack slash commands, approval buttons and run messages (`chat.slack`), and a
+//!   Mattermost-compatible command endpoint (`chat.mattermost`).
 //! - `sqs`: the SQS intake (`--sqs-queue-url`), through the same `engine::intake` as HTTP.
 //!
 //! Shutdown (SIGTERM, SIGINT): stop accepting, answer 503 to what arrives meanwhile, let steps
@@ -78,10 +79,18 @@ pub async fn serve(app: App, options: ServeOptions) -> Result<i32> {
             app.config.server.grace
         )
     })?;
-    let (cloud, acting) = app.cloud(false).await?;
+    let (mut cloud, acting) = app.cloud(false).await?;
+    // With Slack configured, the runner's chat only queues into the durable outbox: a Slack
+    // outage never holds a run up.
+    let outbox = slack::outbox(&app)?;
+    if let Some(o) = &outbox {
+        cloud.chat = Arc::new(slack::OutboxChat(o.clone()));
+    }
     let playbooks = app.playbooks()?;
     let metrics = Arc::new(Metrics::new());
-    let runner = app.runner(cloud, playbooks)?.with_observer(metrics.clone());
+    // Step starts also refresh the run's chat message (see slack::progress).
+    let (progress, steps) = slack::Progress::new(metrics.clone());
+    let runner = app.runner(cloud, playbooks)?.with_observer(progress);
     let dispatcher = Dispatcher::new(runner, app.config.server.limits);
     let resumed = dispatcher.start().await?;
     tracing::info!(
@@ -118,7 +127,8 @@ pub async fn serve(app: App, options: ServeOptions) -> Result<i32> {
         Some(url) => Some(sqs::start(server.clone(), url, stop.clone()).await?),
         None => None,
     };
-    let chat = slack::start(server.clone())?;
+    let chat = slack::start(server.clone(), outbox, steps)?
+        .merge(slack::mattermost::start(server.clone())?);
     let http = axum::serve(listener, router(server.clone()).merge(chat))
         .with_graceful_shutdown(stop.clone().cancelled_owned());
     let drain = async {

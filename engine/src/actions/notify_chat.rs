@@ -1,5 +1,6 @@
 //! `notify.chat`: post a message to the responders' channel. The output says whether it was
-//! posted or, with no chat configured, only logged.
+//! posted, queued for delivery (`cordon serve`'s outbox: `posted` is false, `delivery` is
+//! `queued`) or, with no chat configured, only logged.
 
 use async_trait::async_trait;
 use serde::Deserialize;

@@ -300,6 +300,9 @@ pub enum Delivery {
     Posted,
     /// No chat is configured: written to cordon's log instead, which nobody may be reading.
     Logged,
+    /// Recorded in a durable outbox (`cordon serve`'s chat outbox) and sent by a background
+    /// task, retried until the chat takes it: a chat outage does not hold the run up.
+    Queued,
 }
 
 /// A chat channel (Slack).

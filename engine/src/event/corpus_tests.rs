@@ -355,6 +355,7 @@ fn corpus_parses_as_expected() {
                     let want_source = match f.source {
                         FindingSource::Guardduty => "aws.guardduty",
                         FindingSource::Securityhub => "aws.securityhub",
+                        FindingSource::Manual => "cordon.manual",
                     };
                     assert_eq!(fe.event["source"], want_source, "{at}");
                     if f.source == FindingSource::Securityhub {

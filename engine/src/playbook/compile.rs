@@ -1,14 +1,14 @@
 //! One playbook file: parse, check, compile. Collects every error it can, each with file, line
 //! and field, rather than stopping at the first.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 
 use super::bounds;
 use super::locate::{locate, parse_path};
-use super::raw::{RawMode, RawOnError, RawPlaybook, RawStep};
-use super::{LoadError, Mode, OnError, ParamTemplate, Playbook, Step};
+use super::raw::{RawInput, RawMode, RawOnError, RawPlaybook, RawStep};
+use super::{Input, LoadError, Mode, OnError, ParamTemplate, Playbook, Step};
 use crate::actions::{self, Action};
 use crate::pattern;
 use crate::script::{Sandbox, ScriptError};
@@ -209,6 +209,7 @@ fn build(cx: &mut Ctx<'_>, raw: RawPlaybook, text: &str) -> Playbook {
         cx.err("steps", "a playbook needs at least one step");
     }
     let steps = steps(cx, mode, raw.steps);
+    let inputs = inputs(cx, mode, raw.inputs);
     Playbook {
         id: raw.id,
         title: raw.title,
@@ -221,9 +222,36 @@ fn build(cx: &mut Ctx<'_>, raw: RawPlaybook, text: &str) -> Playbook {
         dedup,
         vars: Value::Object(raw.vars.into_iter().collect()),
         steps,
+        inputs,
         file: cx.file.to_string(),
         source: text.to_string(),
     }
+}
+
+/// `inputs:`: manual playbooks only, each name a plain identifier.
+fn inputs(cx: &mut Ctx<'_>, mode: Mode, raw: BTreeMap<String, RawInput>) -> Vec<Input> {
+    if !raw.is_empty() && mode != Mode::Manual {
+        cx.err(
+            "inputs",
+            "only manual playbooks take inputs (a finding starts the others)",
+        );
+    }
+    raw.into_iter()
+        .filter_map(|(name, r)| {
+            if !super::inputs::valid_name(&name) {
+                cx.err(
+                    format!("inputs.{name}"),
+                    format!("{name:?} is not an input name: use a-z, 0-9 and '_', starting with a letter"),
+                );
+                return None;
+            }
+            Some(Input {
+                name,
+                kind: r.kind,
+                description: r.description,
+            })
+        })
+        .collect()
 }
 
 fn valid_id(id: &str) -> bool {

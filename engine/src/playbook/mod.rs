@@ -13,6 +13,7 @@ mod bounds;
 mod compile;
 mod cover;
 mod files;
+pub mod inputs;
 pub mod locate;
 mod raw;
 mod set;
@@ -30,6 +31,7 @@ use crate::script::{Script, Template};
 pub use bounds::{APPROVAL_TIMEOUT, RETRY_ATTEMPTS, RETRY_BACKOFF, RETRY_TOTAL_WAIT, STEP_TIMEOUT};
 pub use compile::compile;
 pub use files::{is_candidate, read_file, MAX_PLAYBOOK_BYTES};
+pub use inputs::{bind as bind_inputs, Input, InputType};
 pub use set::{Match, MatchOutcome, PlaybookSet};
 
 /// When a playbook runs.
@@ -130,6 +132,9 @@ pub struct Playbook {
     pub vars: Value,
     /// Steps, in order.
     pub steps: Vec<Step>,
+    /// Typed inputs a person gives when starting it by hand (manual playbooks only; see
+    /// [`inputs`]), sorted by name.
+    pub inputs: Vec<Input>,
     /// The file it came from.
     pub file: String,
     /// The file's text (journaled with each run).

@@ -22,7 +22,20 @@ pub(crate) struct RawPlaybook {
     pub dedup: Option<String>,
     #[serde(default)]
     pub vars: BTreeMap<String, Value>,
+    /// Typed inputs (manual playbooks).
+    #[serde(default)]
+    pub inputs: BTreeMap<String, RawInput>,
     pub steps: Vec<RawStep>,
+}
+
+/// One of `inputs:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawInput {
+    #[serde(rename = "type")]
+    pub kind: super::inputs::InputType,
+    #[serde(default)]
+    pub description: String,
 }
 
 /// `version: 3` and `version: "1.2"` are both fine.

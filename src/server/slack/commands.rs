@@ -1,5 +1,6 @@
 //! `/cordon` (`POST /v1/chat/slack/commands`, form-encoded as Slack sends slash commands):
-//! `list`, `status RUN`, `approve RUN [STEP]`, `deny RUN [STEP]`, `release RUN`, `help`.
+//! `run PLAYBOOK NAME=VALUE ...`, `list`, `status RUN`, `approve RUN [STEP]`,
+//! `deny RUN [STEP]`, `release RUN`, `help`.
 //!
 //! Slack wants an answer within 3 s: decisions are recorded (durably) before the answer, and
 //! the run goes on afterwards, its outcome posted to the channel; a release answers at once
@@ -16,12 +17,13 @@ use cordon_engine::run::{Run, RunState, StepState};
 use cordon_engine::runner::RunnerError;
 use serde::Deserialize;
 
-use super::{data, ephemeral, in_channel, Identity, Role, Slack};
+use super::{ephemeral, in_channel, Identity, Role, Slack};
 
 /// The most runs `list` shows.
 const LIST_MAX: usize = 20;
 
 const HELP: &str = "*cordon* commands:\n\
+• `/cordon run PLAYBOOK NAME=VALUE ...`: start a manual playbook with its inputs\n\
 • `/cordon list`: the latest runs\n\
 • `/cordon status RUN`: a run and its steps\n\
 • `/cordon approve RUN [STEP]` / `/cordon deny RUN [STEP]`: decide a step waiting for approval\n\
@@ -47,35 +49,42 @@ pub async fn receive(State(s): State<Arc<Slack>>, headers: HeaderMap, body: Byte
         Err(e) => {
             return ephemeral(&format!(
                 "cordon could not read this command: {}",
-                data(&e.to_string())
+                s.data(&e.to_string())
             ))
         }
     };
-    let Some(who) = Identity::new(&cmd.team_id, &cmd.user_id) else {
+    let Some(who) = Identity::of(s.realm, &cmd.team_id, &cmd.user_id) else {
         return ephemeral("cordon could not read who is asking (team_id, user_id)");
     };
-    let words: Vec<&str> = cmd.text.split_whitespace().collect();
+    execute(&s, &who, &cmd.text).await
+}
+
+/// Runs the command `text` for `who` (authenticated) and answers it.
+pub(super) async fn execute(s: &Arc<Slack>, who: &Identity, text: &str) -> Response {
+    let words: Vec<&str> = text.split_whitespace().collect();
     let role = match words.first().copied() {
         None | Some("help") => return ephemeral(HELP),
         Some("approve" | "deny") => Role::Approve,
+        Some("run") => Role::Run,
         Some("release") => Role::Release,
         Some("list" | "status") => Role::Read,
-        Some(other) => return ephemeral(&format!("Unknown command `{}`.\n{HELP}", data(other))),
+        Some(other) => return ephemeral(&format!("Unknown command `{}`.\n{HELP}", s.data(other))),
     };
-    if !s.may(&who, role) {
-        tracing::warn!(who = %who.by(), command = words[0], "Slack: refused, not in the access config");
-        return ephemeral(&Slack::refusal(&who, role));
+    if !s.may(who, role) {
+        tracing::warn!(who = %who.by(), command = words[0], "Chat: refused, not in the access config");
+        return ephemeral(&Slack::refusal(who, role));
     }
     match (words[0], &words[1..]) {
-        ("list", []) => list(&s).await,
-        ("status", [run]) => status(&s, run).await,
+        ("list", []) => list(s).await,
+        ("status", [run]) => status(s, run).await,
         ("approve", [run, step @ ..]) if step.len() <= 1 => {
-            answer(decide(&s, &who, run, step.first().copied(), true).await)
+            answer(decide(s, who, run, step.first().copied(), true).await)
         }
         ("deny", [run, step @ ..]) if step.len() <= 1 => {
-            answer(decide(&s, &who, run, step.first().copied(), false).await)
+            answer(decide(s, who, run, step.first().copied(), false).await)
         }
-        ("release", [run]) => release(&s, &who, run).await,
+        ("release", [run]) => release(s, who, run).await,
+        ("run", [playbook, args @ ..]) => super::manual::run(s, who, playbook, args).await,
         _ => ephemeral(&format!("Usage:\n{HELP}")),
     }
 }
@@ -91,17 +100,17 @@ async fn list(s: &Slack) -> Response {
     let journal = s.server.dispatcher.runner().journal();
     let ids = match journal.ids().await {
         Ok(ids) => ids,
-        Err(e) => return ephemeral(&format!("journal: {}", data(&e.to_string()))),
+        Err(e) => return ephemeral(&format!("journal: {}", s.data(&e.to_string()))),
     };
     let mut lines = Vec::new();
     for id in ids.iter().rev().take(LIST_MAX) {
         if let Ok(Some(r)) = journal.get(id).await {
             lines.push(format!(
                 "• `{}` {} *{}* account {}",
-                data(&r.id),
-                data(&r.playbook),
+                s.data(&r.id),
+                s.data(&r.playbook),
                 r.state.as_str(),
-                data(&r.account)
+                s.data(&r.account)
             ));
         }
     }
@@ -117,8 +126,8 @@ async fn list(s: &Slack) -> Response {
 async fn status(s: &Slack, id: &str) -> Response {
     let run = match s.server.dispatcher.runner().journal().get(id).await {
         Ok(Some(r)) => r,
-        Ok(None) => return ephemeral(&format!("No run `{}`.", data(id))),
-        Err(e) => return ephemeral(&format!("journal: {}", data(&e.to_string()))),
+        Ok(None) => return ephemeral(&format!("No run `{}`.", s.data(id))),
+        Err(e) => return ephemeral(&format!("journal: {}", s.data(&e.to_string()))),
     };
     let steps: Vec<String> = run
         .steps
@@ -131,24 +140,24 @@ async fn status(s: &Slack, id: &str) -> Response {
                     format!(
                         " ({} by {})",
                         if d.approved { "approved" } else { "denied" },
-                        data(&d.by)
+                        s.data(&d.by)
                     )
                 })
                 .unwrap_or_default();
             format!(
                 "• `{}` {} *{}*{by}",
-                data(&st.id),
-                data(&st.action),
+                s.data(&st.id),
+                s.data(&st.action),
                 st.state.as_str()
             )
         })
         .collect();
     ephemeral(&format!(
         "Run `{}`: {} *{}*, account {}\n{}",
-        data(&run.id),
-        data(&run.playbook),
+        s.data(&run.id),
+        s.data(&run.playbook),
         run.state.as_str(),
-        data(&run.account),
+        s.data(&run.account),
         steps.join("\n")
     ))
 }
@@ -165,13 +174,15 @@ pub(super) async fn decide(
     let run = load(s, id).await?;
     let step = match step {
         Some(st) => st.to_string(),
-        None => waiting_step(&run)?,
+        None => waiting_step(s, &run)?,
     };
     let by = who.by();
     match s.server.dispatcher.decide(id, &step, approve, &by).await {
         Ok(state) => {
-            tracing::info!(run_id = %id, step, approve, by, "Decision recorded from Slack");
-            s.report_when_settled(id.to_string());
+            tracing::info!(run_id = %id, step, approve, by, "Decision recorded from chat");
+            // A partial approval changes no run state, so the dispatcher reports nothing: the
+            // run's message must show it now.
+            s.refresh(id).await;
             let word = if approve { "approved" } else { "denied" };
             let next = match state {
                 RunState::Running => "; the run goes on".to_string(),
@@ -195,8 +206,8 @@ pub(super) async fn decide(
             };
             Ok(format!(
                 "Step `{}` of run `{}` {word} by {} ({}){next}.",
-                data(&step),
-                data(id),
+                s.data(&step),
+                s.data(id),
                 who.mention(),
                 who.key()
             ))
@@ -206,65 +217,71 @@ pub(super) async fn decide(
             match run.step(&step).and_then(|st| st.decision.as_ref()) {
                 Some(d) => Err(format!(
                     "Step `{}` of run `{}` was already {} by {}; nothing changed.",
-                    data(&step),
-                    data(id),
+                    s.data(&step),
+                    s.data(id),
                     if d.approved { "approved" } else { "denied" },
-                    data(&d.by)
+                    s.data(&d.by)
                 )),
-                None => Err(format!("Not decided: {}", data(&why))),
+                None => Err(format!("Not decided: {}", s.data(&why))),
             }
         }
-        Err(e) => Err(format!("Not decided: {}", data(&e.to_string()))),
+        Err(e) => Err(format!("Not decided: {}", s.data(&e.to_string()))),
     }
 }
 
 async fn release(s: &Arc<Slack>, who: &Identity, id: &str) -> Response {
-    let run = match load(s, id).await {
-        Ok(r) => r,
-        Err(e) => return ephemeral(&e),
-    };
+    match start_release(s, who, id).await {
+        Ok(()) => in_channel(&format!(
+            "Releasing run `{}` for {}; the outcome follows here.",
+            s.data(id),
+            who.mention()
+        )),
+        Err(text) => ephemeral(&text),
+    }
+}
+
+/// Starts releasing run `id` for `who` (a releaser) in a task that posts the outcome to the
+/// channel; `Err` is the reason it cannot start, for the asker.
+pub(super) async fn start_release(s: &Arc<Slack>, who: &Identity, id: &str) -> Result<(), String> {
+    let run = load(s, id).await?;
     if !run.state.is_releasable() {
-        return ephemeral(&format!(
+        return Err(format!(
             "Run `{}` is {}: nothing to release now.",
-            data(id),
+            s.data(id),
             run.state.as_str()
         ));
     }
-    let (me, id, by, mention) = (s.clone(), id.to_string(), who.by(), who.mention());
+    let (me, id, by, mention) = (s.clone(), run.id, who.by(), who.mention());
     tokio::spawn(async move {
         let text = match me.server.dispatcher.release(&id, &by).await {
             Ok(state) => {
                 tracing::info!(run_id = %id, by, state = state.as_str(), "Release from Slack");
                 format!(
                     "Run `{}` released by {mention}: now *{}*.",
-                    data(&id),
+                    me.data(&id),
                     state.as_str()
                 )
             }
             Err(e) => format!(
                 "Release of run `{}` by {mention} failed: {}",
-                data(&id),
-                data(&e.to_string())
+                me.data(&id),
+                me.data(&e.to_string())
             ),
         };
         me.say(&text).await;
     });
-    in_channel(&format!(
-        "Releasing run `{}` for {}; the outcome follows here.",
-        data(&run.id),
-        who.mention()
-    ))
+    Ok(())
 }
 
 async fn load(s: &Slack, id: &str) -> Result<Run, String> {
     match s.server.dispatcher.runner().journal().get(id).await {
         Ok(Some(r)) => Ok(r),
-        Ok(None) => Err(format!("No run `{}`.", data(id))),
-        Err(e) => Err(format!("journal: {}", data(&e.to_string()))),
+        Ok(None) => Err(format!("No run `{}`.", s.data(id))),
+        Err(e) => Err(format!("journal: {}", s.data(&e.to_string()))),
     }
 }
 
-fn waiting_step(run: &Run) -> Result<String, String> {
+fn waiting_step(s: &Slack, run: &Run) -> Result<String, String> {
     run.steps
         .iter()
         .find(|st| st.state == StepState::WaitingApproval)
@@ -272,7 +289,7 @@ fn waiting_step(run: &Run) -> Result<String, String> {
         .ok_or_else(|| {
             format!(
                 "Run `{}` is {}: no step waits for a decision.",
-                data(&run.id),
+                s.data(&run.id),
                 run.state.as_str()
             )
         })

@@ -1,11 +1,18 @@
 //! Button clicks (`POST /v1/chat/slack/interactions`): Slack sends a `block_actions` payload as
 //! the `payload` form field ("Handling user interaction", api.slack.com/interactivity/handling).
-//! Slack wants a 200 within 3 s: the click is acknowledged at once and decided in a task; the
-//! outcome goes to the channel, a refusal only to the person who clicked.
 //!
-//! The button's `value` (`RUN STEP`) and `action_id` are cordon's own, but the payload is still
-//! only trusted as far as its signature: the run and step are looked up and the clicker's
-//! rights checked as for a slash command. A retried or repeated click finds the step decided.
+//! Approve / Deny: the button's value is `RUN STEP PLAN_HASH`. The decision is journaled
+//! before the 200 goes back (a journal write, well inside Slack's 3 s), so a server killed
+//! right after the click still has it and drives the run on at its next start. A click whose
+//! plan hash is not the hash of the run's plan now is void: nothing is decided, the clicker is
+//! told, and the run's message is brought up to date with the plan as it is.
+//!
+//! Undo: the value is the run id; only releasers may, and the release runs in a task (it calls
+//! the cloud), its outcome posted to the channel.
+//!
+//! Values and action ids are cordon's own, but the payload is only trusted as far as its
+//! signature: the run and step are looked up and the clicker's rights checked as for a slash
+//! command. A retried or repeated click finds the step decided and decides nothing.
 
 use std::sync::Arc;
 
@@ -16,8 +23,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::blocks::{APPROVE_ACTION, DENY_ACTION};
-use super::commands::decide;
+use super::blocks::{APPROVE_ACTION, DENY_ACTION, UNDO_ACTION};
+use super::commands::{decide, start_release};
+use super::plan::ApprovalPlan;
 use super::{data, Identity, Role, Slack};
 
 #[derive(Deserialize)]
@@ -57,43 +65,98 @@ pub async fn receive(State(s): State<Arc<Slack>>, headers: HeaderMap, body: Byte
     let Some(action) = payload["actions"].as_array().and_then(|a| a.first()) else {
         return bad("no action in the payload");
     };
-    let approve = match action["action_id"].as_str() {
-        Some(APPROVE_ACTION) => true,
-        Some(DENY_ACTION) => false,
-        _ => return StatusCode::OK.into_response(),
-    };
-    let value = action["value"].as_str().unwrap_or_default();
-    let Some((run, step)) = value.split_once(' ') else {
-        return bad("the button's value is not `RUN STEP`");
-    };
-    let (run, step) = (run.to_string(), step.to_string());
-    tracing::info!(who = %who.by(), run_id = %run, step, approve, retry = ?retry, "Slack: button clicked");
-    tokio::spawn(async move {
-        let to_clicker = if !s.may(&who, Role::Approve) {
-            tracing::warn!(who = %who.by(), run_id = %run, "Slack: click refused, not an approver");
-            Some(Slack::refusal(&who, Role::Approve))
-        } else {
-            match decide(&s, &who, &run, Some(&step), approve).await {
-                Ok(text) => {
-                    s.say(&text).await;
-                    None
-                }
-                Err(text) => Some(text),
-            }
-        };
-        if let Some(text) = to_clicker {
-            tell(&s, channel.as_deref(), &who, &text).await;
+    let value = action["value"].as_str().unwrap_or_default().to_string();
+    tracing::info!(who = %who.by(), action = ?action["action_id"], value, retry = ?retry, "Slack: button clicked");
+    let action = action["action_id"].as_str().unwrap_or_default().to_string();
+    // In a task of its own: Slack hanging up must not cut a decision in half.
+    let work = async move {
+        match action.as_str() {
+            APPROVE_ACTION => decide_click(&s, &who, channel, &value, true).await,
+            DENY_ACTION => decide_click(&s, &who, channel, &value, false).await,
+            UNDO_ACTION => undo_click(&s, &who, channel, &value).await,
+            _ => StatusCode::OK.into_response(),
         }
-    });
+    };
+    crate::server::detached(work)
+        .await
+        .unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Approve or Deny: checks the clicker and the plan, journals the decision, then answers.
+async fn decide_click(
+    s: &Arc<Slack>,
+    who: &Identity,
+    channel: Option<String>,
+    value: &str,
+    approve: bool,
+) -> Response {
+    let parts: Vec<&str> = value.split(' ').collect();
+    let [run, step, shown] = parts[..] else {
+        return bad("the button's value is not `RUN STEP PLAN`");
+    };
+    let to_clicker = if !s.may(who, Role::Approve) {
+        tracing::warn!(who = %who.by(), run_id = run, "Slack: click refused, not an approver");
+        Some(Slack::refusal(who, Role::Approve))
+    } else if let Some(void) = changed_plan(s, run, step, shown).await {
+        tracing::warn!(who = %who.by(), run_id = run, step, "Slack: click void, the plan changed");
+        s.refresh(run).await;
+        s.say(&format!(
+            "The plan of run `{}` changed after its message was shown; a click by {} on the old plan decided nothing. The run's message now shows the current plan.",
+            data(run),
+            who.mention()
+        ))
+        .await;
+        Some(void)
+    } else {
+        match decide(s, who, run, Some(step), approve).await {
+            Ok(text) => {
+                s.say(&text).await;
+                None
+            }
+            Err(text) => Some(text),
+        }
+    };
+    if let Some(text) = to_clicker {
+        s.tell(channel.as_deref(), who, &text).await;
+    }
     StatusCode::OK.into_response()
 }
 
-/// Shows `text` to the clicker only (in the channel of the click, else the configured one).
-async fn tell(s: &Slack, channel: Option<&str>, who: &Identity, text: &str) {
-    let channel = channel.unwrap_or(s.chat.channel());
-    if let Err(e) = s.chat.post_ephemeral(channel, &who.user, text).await {
-        tracing::warn!(error = %e, "Slack: cannot answer the clicker");
+/// `Some(what to tell the clicker)` when step `step` of run `id` waits and its plan's hash is
+/// not `shown`. A step that no longer waits is left to `decide`, which says who decided it.
+async fn changed_plan(s: &Arc<Slack>, id: &str, step: &str, shown: &str) -> Option<String> {
+    let run = s
+        .server
+        .dispatcher
+        .runner()
+        .journal()
+        .get(id)
+        .await
+        .ok()??;
+    let now = ApprovalPlan::of(s, &run)?;
+    if run.steps[now.step].id != step || now.hash == shown {
+        return None;
     }
+    Some(format!(
+        "Not decided: the plan of run `{}` changed since the message you clicked (plan {} shown, {} now). Review the run's updated message and click again.",
+        data(id),
+        data(shown),
+        now.hash
+    ))
+}
+
+/// Undo: releasers only; the release runs in a task.
+async fn undo_click(s: &Arc<Slack>, who: &Identity, channel: Option<String>, id: &str) -> Response {
+    if !s.may(who, Role::Release) {
+        tracing::warn!(who = %who.by(), run_id = id, "Slack: undo refused, not a releaser");
+        s.tell(channel.as_deref(), who, &Slack::refusal(who, Role::Release))
+            .await;
+        return StatusCode::OK.into_response();
+    }
+    if let Err(text) = start_release(s, who, id).await {
+        s.tell(channel.as_deref(), who, &text).await;
+    }
+    StatusCode::OK.into_response()
 }
 
 fn bad(why: &str) -> Response {
