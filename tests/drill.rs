@@ -85,7 +85,7 @@ fn a_missed_expectation_exits_1_and_names_it() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("missed: expect[2] containment_within 1s"),
+        stderr.contains("missed: expect[4] containment_within 1s"),
         "{stderr}"
     );
     assert!(stderr.contains("1.800s (over)"), "{stderr}");

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use cordon_engine::clock::{Clock, VirtualClock};
 use cordon_engine::cloud::Cloud;
-use cordon_engine::config::Settings;
 use cordon_engine::dispatch::{Dispatcher, Limits};
 use cordon_engine::event::{self, Parsed};
 use cordon_engine::ids::SeededIds;
@@ -20,7 +19,10 @@ use cordon_engine::runner::Runner;
 use cordon_engine::script::{Limits as ScriptLimits, Sandbox};
 use serde_json::Value;
 
+use super::attacker::Attempt;
 use super::check::{self, Injected};
+use super::faults;
+use super::gate::Gate;
 use super::report::{self, Line, Report};
 use super::scenario::{Loaded, ScenarioError};
 use super::world;
@@ -96,10 +98,17 @@ async fn drive(
     let before = sim.snapshot();
     let journal = Arc::new(MemoryJournal::new());
     let clock = Arc::new(VirtualClock::starting_at(START_MS));
+    let gate = Arc::new(Gate::new(
+        sim.clone(),
+        clock.clone(),
+        START_MS,
+        faults::compile(&s.faults),
+        seed,
+    ));
     let runner = Runner::new(
         journal.clone(),
-        Cloud::from_one(sim.clone()),
-        Settings::default(),
+        Cloud::from_one(gate.clone()),
+        s.config.clone().unwrap_or_default(),
         sandbox,
         Arc::new(set),
         clock.clone(),
@@ -125,12 +134,19 @@ async fn drive(
     let origin = tokio::time::Instant::now();
     let mut lines = Vec::new();
     let mut injected: Vec<Injected> = Vec::new();
+    let mut attempts: Vec<Attempt> = Vec::new();
     let mut outcomes = Vec::new();
     for (when, _, moment) in moments {
         tokio::time::sleep_until(origin + when).await;
         let now = clock.now_ms();
         match moment {
             Moment::Timeline(i) => {
+                if let Some(a) = &s.timeline[i].attacker {
+                    let attempt = a.attempt(&sim.snapshot(), &gate, START_MS, now).await;
+                    lines.push(Line::attack(&attempt));
+                    attempts.push(attempt);
+                    continue;
+                }
                 let line = act(loaded, i, &dispatcher, journal.as_ref(), &mut injected, now).await;
                 lines.push(line);
             }
@@ -138,7 +154,12 @@ async fn drive(
                 let runs = check::runs(journal.as_ref())
                     .await
                     .map_err(|e| engine(&e))?;
-                outcomes.push(expect(s, i, &sim, &before, &runs, &injected, now));
+                let seen = Seen {
+                    runs: &runs,
+                    injected: &injected,
+                    attempts: &attempts,
+                };
+                outcomes.push(expect(s, i, &sim, &before, &seen, now));
             }
         }
     }
@@ -150,9 +171,17 @@ async fn drive(
     for (i, x) in s.expect.iter().enumerate() {
         if x.by.is_none() {
             let now = clock.now_ms();
-            outcomes.push(expect(s, i, &sim, &before, &runs, &injected, now));
+            let seen = Seen {
+                runs: &runs,
+                injected: &injected,
+                attempts: &attempts,
+            };
+            outcomes.push(expect(s, i, &sim, &before, &seen, now));
         }
     }
+    // The release runs without faults: the undo check proves the undo, not luck.
+    gate.disarm();
+    lines.extend(gate.hits().iter().map(Line::fault));
     let runs = check::runs(journal.as_ref())
         .await
         .map_err(|e| engine(&e))?;
@@ -184,21 +213,29 @@ async fn drive(
     ))
 }
 
+/// What the drill has seen so far.
+struct Seen<'a> {
+    runs: &'a [cordon_engine::run::Run],
+    injected: &'a [Injected],
+    attempts: &'a [Attempt],
+}
+
 fn expect(
     s: &super::scenario::Scenario,
     i: usize,
     sim: &SimCloud,
     before: &crate::World,
-    runs: &[cordon_engine::run::Run],
-    injected: &[Injected],
+    seen: &Seen<'_>,
     now_ms: u64,
 ) -> check::Outcome {
     let world = sim.snapshot();
     let ctx = check::Context {
         world: &world,
         before,
-        runs,
-        injected,
+        runs: seen.runs,
+        injected: seen.injected,
+        attempts: seen.attempts,
+        start_ms: START_MS,
         now_ms,
     };
     check::expectation(&s.expect[i], i, &ctx)
