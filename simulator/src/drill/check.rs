@@ -79,9 +79,11 @@ pub fn contained_at(run: &Run) -> Option<u64> {
 }
 
 /// A run's containment state: `contained` (every step that ran succeeded and one contained),
-/// `partial` (a step failed after something was contained, by another step or by the failed
-/// step itself, such as a revocation that reached some accounts), or `not_contained`; with why.
-pub fn containment_state(run: &Run) -> (&'static str, String) {
+/// `partial` (a step failed, yet something was contained: by another step, or by the failed step
+/// itself before it failed, such as a revocation that reached some accounts, seen as accounts
+/// whose state differs from the pre-drill snapshot), or `not_contained`; with why.
+/// `changed`: the accounts (and `organization`) that differ from the pre-drill snapshot.
+pub fn containment_state(run: &Run, changed: &[String]) -> (&'static str, String) {
     let failed: Vec<String> = run
         .steps
         .iter()
@@ -100,19 +102,50 @@ pub fn containment_state(run: &Run) -> (&'static str, String) {
         .filter(|s| s.undoable)
         .map(|s| s.id.as_str())
         .collect();
-    match (failed.is_empty(), contained.is_empty()) {
-        (true, false) => ("contained", format!("by {}", contained.join(", "))),
-        (true, true) => ("not_contained", "no containment step ran".into()),
-        (false, false) => (
+    match (failed.is_empty(), contained.is_empty(), changed.is_empty()) {
+        (true, false, _) => ("contained", format!("by {}", contained.join(", "))),
+        (true, true, _) => ("not_contained", "no containment step ran".into()),
+        (false, true, true) => ("not_contained", failed.join("; ")),
+        (false, _, _) => (
             "partial",
             format!(
-                "{} contained something; {}",
-                contained.join(", "),
+                "changed: {}; {}",
+                if changed.is_empty() {
+                    contained.join(", ")
+                } else {
+                    changed.join(", ")
+                },
                 failed.join("; ")
             ),
         ),
-        (false, true) => ("not_contained", failed.join("; ")),
     }
+}
+
+/// The accounts (and `organization`) whose state differs between two worlds, leaving out what
+/// release keeps on purpose (see [`restored`]).
+pub fn changed(before: &World, now: &World) -> Vec<String> {
+    let (before, _) = comparable(before);
+    let (now, _) = comparable(now);
+    let mut out = Vec::new();
+    if before.org.attachments != now.org.attachments {
+        out.push("organization".to_string());
+    }
+    let ids: std::collections::BTreeSet<_> =
+        before.accounts.keys().chain(now.accounts.keys()).collect();
+    for id in ids {
+        let a = before
+            .accounts
+            .get(id)
+            .and_then(|a| serde_json::to_value(a).ok());
+        let b = now
+            .accounts
+            .get(id)
+            .and_then(|a| serde_json::to_value(a).ok());
+        if a != b {
+            out.push(format!("account {id}"));
+        }
+    }
+    out
 }
 
 /// When a run's first action started (epoch ms): its first step that is not an approval.
@@ -175,6 +208,11 @@ pub fn expectation(x: &Expect, i: usize, c: &Context<'_>) -> Outcome {
         (
             format!("protected_untouched {id}"),
             untouched(c.before, c.world, id),
+        )
+    } else if let Some(id) = &x.detached_without_replacement {
+        (
+            format!("detached_without_replacement {id}"),
+            detached(c.before, c.world, id),
         )
     } else if let Some(state) = &x.containment {
         (format!("containment {state}"), containment(c, state))
@@ -298,33 +336,8 @@ fn within(c: &Context<'_>, bound_ms: u64) -> (bool, String) {
 /// evidence), the `cordon-` isolation groups and the quarantine SCP (created once, reused, hold
 /// no resource), and the call log, chat and audit events (history, not state).
 pub fn restored(before: &World, after: &World) -> Outcome {
-    let (before, kept_before) = comparable(before);
-    let (after, kept_after) = comparable(after);
-    let mut diffs = Vec::new();
-    if before.org.attachments != after.org.attachments
-        || before.org.scp_enabled != after.org.scp_enabled
-    {
-        diffs.push("organization (SCP attachments)".to_string());
-    }
-    let ids: std::collections::BTreeSet<_> = before
-        .accounts
-        .keys()
-        .chain(after.accounts.keys())
-        .collect();
-    for id in ids {
-        let a = before
-            .accounts
-            .get(id)
-            .and_then(|a| serde_json::to_value(a).ok());
-        let b = after
-            .accounts
-            .get(id)
-            .and_then(|a| serde_json::to_value(a).ok());
-        if a != b {
-            diffs.push(format!("account {id}"));
-        }
-    }
-    let kept = kept_after.saturating_sub(kept_before);
+    let diffs = changed(before, after);
+    let kept = comparable(after).1.saturating_sub(comparable(before).1);
     Outcome {
         expectation: "released: world equals its pre-drill snapshot".into(),
         at_ms: 0,
@@ -467,16 +480,64 @@ fn containment(c: &Context<'_>, want: &str) -> (bool, String) {
     }
     let mut met = true;
     let mut parts = Vec::new();
+    let changed = changed(c.before, c.world);
     for f in c.injected {
         for run in c.runs.iter().filter(|r| f.runs.contains(&r.id)) {
-            let (state, why) = containment_state(run);
+            let (state, why) = containment_state(run, &changed);
             met &= state == want;
             parts.push(format!("{} ({}): {state}: {why}", f.finding, run.playbook));
         }
         if f.runs.is_empty() {
-            met &= want == "not_contained";
-            parts.push(format!("{}: no run", f.finding));
+            parts.push(format!("{}: no run (not counted)", f.finding));
         }
     }
+    if c.injected.iter().all(|f| f.runs.is_empty()) {
+        return (
+            false,
+            format!("no injected finding started a run: {}", parts.join("; ")),
+        );
+    }
     (met, parts.join("; "))
+}
+
+/// The instance's group before the drill, and now: it is no longer a member and the group has
+/// no member it did not have before.
+fn detached(before: &World, now: &World, id: &str) -> (bool, String) {
+    for (acc, a) in &before.accounts {
+        for (region, r) in &a.regions {
+            let Some((name, g)) = r
+                .scaling_groups
+                .iter()
+                .find(|(_, g)| g.instances.contains_key(id))
+            else {
+                continue;
+            };
+            let Some(g_now) = now
+                .accounts
+                .get(acc)
+                .and_then(|a| a.regions.get(region))
+                .and_then(|r| r.scaling_groups.get(name))
+            else {
+                return (false, format!("group {name} is gone"));
+            };
+            let member = g_now.instances.contains_key(id);
+            let launched: Vec<&String> = g_now
+                .instances
+                .keys()
+                .filter(|i| !g.instances.contains_key(*i))
+                .collect();
+            let evidence = format!(
+                "{name}: desired {} (was {}), members {:?}, {} replacement(s) launched",
+                g_now.desired_capacity,
+                g.desired_capacity,
+                g_now.instances.keys().collect::<Vec<_>>(),
+                launched.len()
+            );
+            return (!member && launched.is_empty(), evidence);
+        }
+    }
+    (
+        false,
+        format!("{id} was in no Auto Scaling group before the drill"),
+    )
 }

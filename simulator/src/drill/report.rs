@@ -278,21 +278,28 @@ pub fn build(
     if let Some(last) = outcomes.last_mut() {
         last.at_ms = end;
     }
+    let changed = check::changed(before, contained);
     let findings = injected
         .iter()
         .map(|f| {
             let mine: Vec<&Run> = runs.iter().filter(|r| f.runs.contains(&r.id)).collect();
             let first = mine.iter().filter_map(|r| check::first_action_at(r)).min();
             let contained = mine.iter().filter_map(|r| check::contained_at(r)).max();
-            let states: Vec<(&str, String)> =
-                mine.iter().map(|r| check::containment_state(r)).collect();
+            let states: Vec<(&str, String)> = mine
+                .iter()
+                .map(|r| check::containment_state(r, &changed))
+                .collect();
             let worst = ["not_contained", "partial", "contained"]
                 .into_iter()
                 .find(|w| states.iter().any(|(s, _)| s == w))
                 .unwrap_or("not_contained");
             let why: Vec<String> = states.into_iter().map(|(_, why)| why).collect();
             FindingSummary {
-                containment: format!("{worst}: {}", why.join("; ")),
+                containment: if mine.is_empty() {
+                    "no run".into()
+                } else {
+                    format!("{worst}: {}", why.join("; "))
+                },
                 finding: f.finding.clone(),
                 kind: f.kind.clone(),
                 account: f.account.clone(),
@@ -361,13 +368,13 @@ impl Report {
         let partial = self
             .findings
             .iter()
-            .filter(|f| !f.containment.starts_with("contained"))
+            .filter(|f| !f.containment.starts_with("contained") && f.containment != "no run")
             .count();
         if partial > 0 {
             let _ = writeln!(
                 o,
-                "**Containment: NOT COMPLETE** for {partial} of {} findings (see the containment column).\n",
-                self.findings.len()
+                "**Containment: NOT COMPLETE** for {partial} of {} findings that started a run (see the containment state column).\n",
+                self.findings.iter().filter(|f| f.containment != "no run").count()
             );
         }
         let _ = writeln!(

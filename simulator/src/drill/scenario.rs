@@ -264,8 +264,12 @@ pub struct Expect {
     /// A resource (instance id, user or role name, account id) is as it was before the drill.
     #[serde(default)]
     pub protected_untouched: Option<String>,
-    /// Every finding injected so far ended in this containment state: `contained`,
-    /// `partial` or `not_contained`.
+    /// The instance is out of its Auto Scaling group, and the group launched no replacement.
+    #[serde(default)]
+    pub detached_without_replacement: Option<String>,
+    /// Every finding injected so far that started a run ended in this containment state:
+    /// `contained`, `partial` or `not_contained` (a finding no playbook took is named in the
+    /// evidence but not counted; assert it with `run`).
     #[serde(default)]
     pub containment: Option<String>,
 }
@@ -446,12 +450,13 @@ fn check(s: &Scenario, at: &At<'_>) -> Result<(), ScenarioError> {
             x.sessions_revoked.is_some(),
             x.protected_untouched.is_some(),
             x.containment.is_some(),
+            x.detached_without_replacement.is_some(),
         ]
         .iter()
         .filter(|b| **b)
         .count();
         if n != 1 {
-            return Err(at(&field, "needs exactly one check (instance_isolated, key_inactive, user_disabled, account_fenced, run, containment_within, cloud_calls_at_most, attacker_denied, attacker_allowed, sessions_revoked, protected_untouched, containment)".into()));
+            return Err(at(&field, "needs exactly one check (instance_isolated, key_inactive, user_disabled, account_fenced, run, containment_within, cloud_calls_at_most, attacker_denied, attacker_allowed, sessions_revoked, protected_untouched, containment, detached_without_replacement)".into()));
         }
         check_expect_refs(s, x, &field, at)?;
     }
