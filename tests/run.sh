@@ -3,11 +3,13 @@
 # integration and end-to-end tests (the real `cordon` binary, the simulated organization, the
 # kill -9 crash test, and the AWS connectors against moto's AWS API emulator on 127.0.0.1).
 #
-# Installs what the tests need first: moto's server from PyPI into .venv (once; reused after).
+# Installs what the tests need first: moto's server from PyPI into .venv (once; reused after), and
+# Chromium (apt) when missing, for the headless screenshot of the HTML drill report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source tests/install-moto.sh
+source tests/install-chromium.sh
 export CORDON_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 
 cargo fmt --all -- --check

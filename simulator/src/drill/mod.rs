@@ -10,7 +10,7 @@
 //! - `gate`: the cloud the engine sees in a drill (faults, protected roles, connections).
 //! - `network`: the attacker's connections, with EC2 connection tracking.
 //! - `check`: expectations and their evidence.
-//! - `report`: Markdown, JSON and JUnit XML.
+//! - `report`: Markdown, JSON and JUnit XML; `html`: a self-contained page with an SVG timeline.
 //!
 //! Findings a drill injects carry [`cordon_engine::intake::DRILL_MARKER`]; `cordon serve`
 //! refuses them.
@@ -19,6 +19,7 @@ pub mod attacker;
 pub mod check;
 pub mod faults;
 pub mod gate;
+pub mod html;
 pub mod network;
 pub mod report;
 pub mod run;
