@@ -294,13 +294,14 @@ fn fenced(w: &World, account: &str) -> (bool, String) {
 }
 
 fn within(c: &Context<'_>, bound_ms: u64) -> (bool, String) {
+    let by_id = runs_by_id(c.runs);
     let mut met = true;
     let mut parts = Vec::new();
     for f in c.injected {
         let at = f
             .runs
             .iter()
-            .filter_map(|id| c.runs.iter().find(|r| &r.id == id))
+            .filter_map(|id| by_id.get(id.as_str()).copied())
             .filter_map(contained_at)
             .max();
         match at {
@@ -481,8 +482,13 @@ fn containment(c: &Context<'_>, want: &str) -> (bool, String) {
     let mut met = true;
     let mut parts = Vec::new();
     let changed = changed(c.before, c.world);
+    let by_id = runs_by_id(c.runs);
     for f in c.injected {
-        for run in c.runs.iter().filter(|r| f.runs.contains(&r.id)) {
+        for run in f
+            .runs
+            .iter()
+            .filter_map(|id| by_id.get(id.as_str()).copied())
+        {
             let (state, why) = containment_state(run, &changed);
             met &= state == want;
             parts.push(format!("{} ({}): {state}: {why}", f.finding, run.playbook));
@@ -540,4 +546,8 @@ fn detached(before: &World, now: &World, id: &str) -> (bool, String) {
         false,
         format!("{id} was in no Auto Scaling group before the drill"),
     )
+}
+
+fn runs_by_id(runs: &[Run]) -> std::collections::HashMap<&str, &Run> {
+    runs.iter().map(|r| (r.id.as_str(), r)).collect()
 }

@@ -27,5 +27,5 @@ pub mod scenario;
 mod world;
 
 pub use report::Report;
-pub use run::{run, DrillError};
+pub use run::{run, run_timed, DrillError, Phases};
 pub use scenario::{load, Loaded, ScenarioError};

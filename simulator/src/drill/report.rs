@@ -279,10 +279,18 @@ pub fn build(
         last.at_ms = end;
     }
     let changed = check::changed(before, contained);
+    let by_id: std::collections::HashMap<&str, &Run> =
+        runs.iter().map(|r| (r.id.as_str(), r)).collect();
+    let after_by_id: std::collections::HashMap<&str, &Run> =
+        runs_after.iter().map(|r| (r.id.as_str(), r)).collect();
     let findings = injected
         .iter()
         .map(|f| {
-            let mine: Vec<&Run> = runs.iter().filter(|r| f.runs.contains(&r.id)).collect();
+            let mine: Vec<&Run> = f
+                .runs
+                .iter()
+                .filter_map(|id| by_id.get(id.as_str()).copied())
+                .collect();
             let first = mine.iter().filter_map(|r| check::first_action_at(r)).min();
             let contained = mine.iter().filter_map(|r| check::contained_at(r)).max();
             let states: Vec<(&str, String)> = mine
@@ -309,7 +317,7 @@ pub fn build(
                 runs: mine
                     .iter()
                     .map(|r| {
-                        let after = runs_after.iter().find(|a| a.id == r.id).unwrap_or(r);
+                        let after = after_by_id.get(r.id.as_str()).copied().unwrap_or(r);
                         format!(
                             "{} {} (then {})",
                             r.playbook,
