@@ -240,8 +240,8 @@ pub enum RunsCommand {
 pub struct DrillArgs {
     /// The scenario (YAML), e.g. playbooks/drills/c2-instance.yaml.
     pub scenario: PathBuf,
-    /// Write the report here: `.md` Markdown, `.json` JSON, `.xml` JUnit XML. Default: Markdown
-    /// on stdout.
+    /// Write the report here: `.md` Markdown, `.html` a self-contained page with an SVG
+    /// timeline, `.json` JSON, `.xml` JUnit XML. Default: Markdown on stdout.
     #[arg(long)]
     pub report: Option<PathBuf>,
     /// Seed of the run ids (same scenario and seed, same report bytes).

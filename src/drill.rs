@@ -1,4 +1,4 @@
-//! `cordon drill SCENARIO.yaml [--report FILE] [--seed N]`: a tabletop drill on the simulator
+//! `cordon drill SCENARIO.yaml [--report FILE.md|.html|.json|.xml] [--seed N]`: a tabletop drill on the simulator
 //! (never a real cloud) and a virtual clock; see `cordon_simulator::drill`.
 
 use anyhow::Context as _;
@@ -35,6 +35,7 @@ pub fn drill(args: &DrillArgs) -> anyhow::Result<i32> {
             let text = match path.extension().and_then(|e| e.to_str()) {
                 Some("json") => report.json(),
                 Some("xml") => report.junit(),
+                Some("html" | "htm") => report.html(),
                 _ => report.markdown(),
             };
             std::fs::write(path, text)

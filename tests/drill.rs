@@ -18,11 +18,14 @@ fn cordon(args: &[&str], dir: &Path) -> Output {
 
 #[test]
 fn every_shipped_drill_passes_and_prints_its_report() {
-    for name in [
-        "c2-instance.yaml",
-        "access-key-outside-aws.yaml",
-        "fence-member-account.yaml",
-    ] {
+    let mut names: Vec<String> = std::fs::read_dir(root().join("playbooks/drills"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 6, "{names:?}");
+    for name in names {
         let path = format!("playbooks/drills/{name}");
         let out = cordon(&["drill", &path], &root());
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -85,7 +88,7 @@ fn a_missed_expectation_exits_1_and_names_it() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("missed: expect[2] containment_within 1s"),
+        stderr.contains("missed: expect[4] containment_within 1s"),
         "{stderr}"
     );
     assert!(stderr.contains("1.800s (over)"), "{stderr}");
@@ -103,4 +106,131 @@ fn a_bad_scenario_exits_2_naming_file_line_and_field() {
         stderr.contains("bad.yaml:3: expect[0]: needs exactly one check"),
         "{stderr}"
     );
+}
+
+/// The browser the HTML report is rendered in: `CORDON_CHROMIUM`, else `chromium` on PATH
+/// (tests/run.sh installs it when missing).
+fn chromium() -> PathBuf {
+    if let Some(p) = std::env::var_os("CORDON_CHROMIUM") {
+        return PathBuf::from(p);
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .flat_map(|d| ["chromium", "chromium-browser"].map(|n| d.join(n)))
+            .find(|p| p.is_file())
+    });
+    found.expect("no chromium on PATH: run tests/run.sh (it installs it) or apt-get install -y chromium, or set CORDON_CHROMIUM")
+}
+
+/// Screenshots `page` in headless Chromium; the decoded RGBA pixels and the image width.
+fn screenshot(page: &Path, dir: &Path) -> (Vec<u8>, u32) {
+    let png = dir.join("shot.png");
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1024,900",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", page.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chromium starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("chromium took over 120 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    let rgba = match info.color_type {
+        png::ColorType::Rgba => buf,
+        png::ColorType::Rgb => buf
+            .chunks(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect(),
+        other => panic!("unexpected screenshot colour type {other:?}"),
+    };
+    (rgba, info.width)
+}
+
+#[test]
+fn the_html_report_escapes_finding_text_and_renders_its_svg_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = "<script>alert(1)</script><img src=x onerror=alert(2)>";
+    let text = std::fs::read_to_string(root().join("playbooks/drills/c2-instance.yaml"))
+        .unwrap()
+        .replace("../../tests/", &format!("{}/tests/", root().display()))
+        .replace(
+            "Custom__1.json\n",
+            &format!("Custom__1.json\n      set:\n        detail.id: '{hostile}'\n"),
+        )
+        + &format!("playbooks: {}/playbooks\n", root().display());
+    let path = dir.path().join("hostile.yaml");
+    std::fs::write(&path, text).unwrap();
+    let page = dir.path().join("report.html");
+    let out = cordon(
+        &[
+            "drill",
+            path.to_str().unwrap(),
+            "--report",
+            page.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(
+        html.contains("<svg ") && html.contains("<circle "),
+        "no SVG timeline"
+    );
+    assert!(
+        !html.contains("<script") && !html.contains("<img"),
+        "markup got through"
+    );
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;")
+    );
+    assert!(html.contains("default-src 'none'"), "no CSP");
+
+    let (pixels, width) = screenshot(&page, dir.path());
+    let total = pixels.len() / 4;
+    let not_white = pixels
+        .chunks(4)
+        .filter(|p| p[0] < 240 || p[1] < 240 || p[2] < 240)
+        .count();
+    assert!(
+        not_white * 50 > total,
+        "screenshot is blank: {not_white} of {total} pixels"
+    );
+    // The SVG drew its marks: the green of a contained step and the orange-red of the
+    // attacker's allowed connection are both on screen.
+    let near = |c: [u8; 3]| {
+        pixels
+            .chunks(4)
+            .any(|p| (0..3).all(|i| (p[i] as i32 - c[i] as i32).abs() < 12))
+    };
+    assert!(near([0x2b, 0x8a, 0x3e]), "no green mark ({width} px wide)");
+    assert!(near([0xd9, 0x48, 0x0f]), "no attacker mark");
 }

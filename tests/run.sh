@@ -4,7 +4,8 @@
 # kill -9 crash test, and the AWS connectors against moto's AWS API emulator on 127.0.0.1).
 #
 # Installs what the tests need first: moto's server from PyPI into .venv (once; reused after), and
-# from Debian's packages any command a test runs that the machine lacks.
+# from Debian's packages any command a test runs that the machine lacks: openssl, and Chromium for
+# the headless screenshot of the HTML drill report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,7 @@ need() {
 need openssl openssl
 
 source tests/install-moto.sh
+source tests/install-chromium.sh
 export CORDON_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 
 cargo fmt --all -- --check

@@ -96,12 +96,12 @@ fn a_missed_expectation_is_named_with_its_evidence() {
         .map(|e| e.expectation.clone())
         .collect();
     assert!(
-        missed.contains(&"expect[2] user_disabled ci-deployer".to_string()),
+        missed.contains(&"expect[6] user_disabled ci-deployer".to_string()),
         "{missed:?}"
     );
     assert!(report
         .markdown()
-        .contains("| MISSED | expect\\[2\\] user\\_disabled ci-deployer"));
+        .contains("| MISSED | expect\\[6\\] user\\_disabled ci-deployer"));
 }
 
 #[test]

@@ -5,7 +5,9 @@ use cordon_engine::journal::{Journal, JournalError};
 use cordon_engine::run::{Run, StepState};
 use serde::Serialize;
 
-use super::scenario::Expect;
+use super::attacker::Attempt;
+use super::scenario::{Expect, SessionsRevoked};
+use crate::authz::{authorize, Principal, Request};
 use crate::world::World;
 
 /// A finding the drill injected.
@@ -46,6 +48,10 @@ pub struct Context<'a> {
     pub runs: &'a [Run],
     /// The findings injected so far.
     pub injected: &'a [Injected],
+    /// The attacker's moves so far.
+    pub attempts: &'a [Attempt],
+    /// T+0 (epoch ms).
+    pub start_ms: u64,
     /// Now (epoch ms, virtual).
     pub now_ms: u64,
 }
@@ -70,6 +76,76 @@ pub fn contained_at(run: &Run) -> Option<u64> {
         return None;
     }
     containing.iter().filter_map(|s| s.finished_ms).max()
+}
+
+/// A run's containment state: `contained` (every step that ran succeeded and one contained),
+/// `partial` (a step failed, yet something was contained: by another step, or by the failed step
+/// itself before it failed, such as a revocation that reached some accounts, seen as accounts
+/// whose state differs from the pre-drill snapshot), or `not_contained`; with why.
+/// `changed`: the accounts (and `organization`) that differ from the pre-drill snapshot.
+pub fn containment_state(run: &Run, changed: &[String]) -> (&'static str, String) {
+    let failed: Vec<String> = run
+        .steps
+        .iter()
+        .filter(|s| s.state == StepState::Failed)
+        .map(|s| {
+            format!(
+                "{} failed: {}",
+                s.id,
+                s.error.as_deref().unwrap_or("no error")
+            )
+        })
+        .collect();
+    let contained: Vec<&str> = run
+        .steps
+        .iter()
+        .filter(|s| s.undoable)
+        .map(|s| s.id.as_str())
+        .collect();
+    match (failed.is_empty(), contained.is_empty(), changed.is_empty()) {
+        (true, false, _) => ("contained", format!("by {}", contained.join(", "))),
+        (true, true, _) => ("not_contained", "no containment step ran".into()),
+        (false, true, true) => ("not_contained", failed.join("; ")),
+        (false, _, _) => (
+            "partial",
+            format!(
+                "changed: {}; {}",
+                if changed.is_empty() {
+                    contained.join(", ")
+                } else {
+                    changed.join(", ")
+                },
+                failed.join("; ")
+            ),
+        ),
+    }
+}
+
+/// The accounts (and `organization`) whose state differs between two worlds, leaving out what
+/// release keeps on purpose (see [`restored`]).
+pub fn changed(before: &World, now: &World) -> Vec<String> {
+    let (before, _) = comparable(before);
+    let (now, _) = comparable(now);
+    let mut out = Vec::new();
+    if before.org.attachments != now.org.attachments {
+        out.push("organization".to_string());
+    }
+    let ids: std::collections::BTreeSet<_> =
+        before.accounts.keys().chain(now.accounts.keys()).collect();
+    for id in ids {
+        let a = before
+            .accounts
+            .get(id)
+            .and_then(|a| serde_json::to_value(a).ok());
+        let b = now
+            .accounts
+            .get(id)
+            .and_then(|a| serde_json::to_value(a).ok());
+        if a != b {
+            out.push(format!("account {id}"));
+        }
+    }
+    out
 }
 
 /// When a run's first action started (epoch ms): its first step that is not an approval.
@@ -119,6 +195,27 @@ pub fn expectation(x: &Expect, i: usize, c: &Context<'_>) -> Outcome {
             format!("cloud_calls_at_most {n}"),
             (made <= n, format!("{made} mutating cloud calls")),
         )
+    } else if let Some(id) = &x.attacker_denied {
+        (format!("attacker_denied {id}"), attacker(c, id, false))
+    } else if let Some(id) = &x.attacker_allowed {
+        (format!("attacker_allowed {id}"), attacker(c, id, true))
+    } else if let Some(r) = &x.sessions_revoked {
+        (
+            format!("sessions_revoked {}", r.role),
+            sessions_revoked(c, r),
+        )
+    } else if let Some(id) = &x.protected_untouched {
+        (
+            format!("protected_untouched {id}"),
+            untouched(c.before, c.world, id),
+        )
+    } else if let Some(id) = &x.detached_without_replacement {
+        (
+            format!("detached_without_replacement {id}"),
+            detached(c.before, c.world, id),
+        )
+    } else if let Some(state) = &x.containment {
+        (format!("containment {state}"), containment(c, state))
     } else {
         ("nothing".into(), (false, "no check".into()))
     };
@@ -197,13 +294,14 @@ fn fenced(w: &World, account: &str) -> (bool, String) {
 }
 
 fn within(c: &Context<'_>, bound_ms: u64) -> (bool, String) {
+    let by_id = runs_by_id(c.runs);
     let mut met = true;
     let mut parts = Vec::new();
     for f in c.injected {
         let at = f
             .runs
             .iter()
-            .filter_map(|id| c.runs.iter().find(|r| &r.id == id))
+            .filter_map(|id| by_id.get(id.as_str()).copied())
             .filter_map(contained_at)
             .max();
         match at {
@@ -239,33 +337,8 @@ fn within(c: &Context<'_>, bound_ms: u64) -> (bool, String) {
 /// evidence), the `cordon-` isolation groups and the quarantine SCP (created once, reused, hold
 /// no resource), and the call log, chat and audit events (history, not state).
 pub fn restored(before: &World, after: &World) -> Outcome {
-    let (before, kept_before) = comparable(before);
-    let (after, kept_after) = comparable(after);
-    let mut diffs = Vec::new();
-    if before.org.attachments != after.org.attachments
-        || before.org.scp_enabled != after.org.scp_enabled
-    {
-        diffs.push("organization (SCP attachments)".to_string());
-    }
-    let ids: std::collections::BTreeSet<_> = before
-        .accounts
-        .keys()
-        .chain(after.accounts.keys())
-        .collect();
-    for id in ids {
-        let a = before
-            .accounts
-            .get(id)
-            .and_then(|a| serde_json::to_value(a).ok());
-        let b = after
-            .accounts
-            .get(id)
-            .and_then(|a| serde_json::to_value(a).ok());
-        if a != b {
-            diffs.push(format!("account {id}"));
-        }
-    }
-    let kept = kept_after.saturating_sub(kept_before);
+    let diffs = changed(before, after);
+    let kept = comparable(after).1.saturating_sub(comparable(before).1);
     Outcome {
         expectation: "released: world equals its pre-drill snapshot".into(),
         at_ms: 0,
@@ -292,4 +365,189 @@ fn comparable(w: &World) -> (World, usize) {
         }
     }
     (w, kept)
+}
+
+fn attacker(c: &Context<'_>, id: &str, want_allowed: bool) -> (bool, String) {
+    let Some(a) = c
+        .attempts
+        .iter()
+        .rev()
+        .find(|a| a.id.as_deref() == Some(id))
+    else {
+        return (false, format!("the attacker has not tried `{id}` yet"));
+    };
+    let seen = match a.allowed {
+        Some(true) => "allowed",
+        Some(false) => "denied",
+        None => "undecided",
+    };
+    let met = a.allowed == Some(want_allowed);
+    let at = super::report::at(a.at_ms);
+    (met, format!("{} at {at}: {seen}: {}", a.what, a.reason))
+}
+
+fn sessions_revoked(c: &Context<'_>, r: &SessionsRevoked) -> (bool, String) {
+    let issued = r
+        .issued
+        .as_deref()
+        .and_then(cordon_engine::clock::parse_duration)
+        .map_or(0, |d| d.as_millis() as u64);
+    let accounts: Vec<String> = if r.accounts.is_empty() {
+        c.world
+            .accounts
+            .iter()
+            .filter(|(_, a)| a.roles.contains_key(&r.role))
+            .map(|(id, _)| id.clone())
+            .collect()
+    } else {
+        r.accounts.clone()
+    };
+    if accounts.is_empty() {
+        return (false, format!("role {} exists in no account", r.role));
+    }
+    let mut met = true;
+    let mut parts = Vec::new();
+    for account in accounts {
+        let request = Request {
+            principal: Principal::Session {
+                account: account.clone(),
+                role: r.role.clone(),
+                issued_ms: c.start_ms + issued,
+            },
+            // Any operation: the revocation denies every action.
+            action: "ec2:DescribeInstances".into(),
+            now_ms: c.now_ms,
+        };
+        // Revoked means the role's own policies deny the old session, not an SCP fence.
+        match authorize(c.world, &request) {
+            Ok(d) if !d.allowed && d.reason.starts_with("explicit deny in inline policy") => {
+                parts.push(format!("{account}: revoked ({})", d.reason));
+            }
+            Ok(d) => {
+                met = false;
+                parts.push(format!("{account}: NOT revoked ({})", d.reason));
+            }
+            Err(e) => {
+                met = false;
+                parts.push(format!("{account}: {e}"));
+            }
+        }
+    }
+    (met, parts.join("; "))
+}
+
+/// The resource named `id` (an account id, an instance id, a user or role name) serialized,
+/// in every account where it is.
+fn resource_state(w: &World, id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Some(a) = w.org.attachments.get(id) {
+        found.push(format!("{id} SCPs {a:?}"));
+    }
+    for (acc, a) in &w.accounts {
+        let json = |v: serde_json::Result<String>| v.unwrap_or_default();
+        if let Some(r) = a.roles.get(id) {
+            found.push(format!("{acc} role {}", json(serde_json::to_string(r))));
+        }
+        if let Some(u) = a.users.get(id) {
+            found.push(format!("{acc} user {}", json(serde_json::to_string(u))));
+        }
+        for r in a.regions.values() {
+            if let Some(i) = r.instances.get(id) {
+                found.push(format!("{acc} instance {}", json(serde_json::to_string(i))));
+            }
+        }
+    }
+    found
+}
+
+fn untouched(before: &World, now: &World, id: &str) -> (bool, String) {
+    let (b, n) = (resource_state(before, id), resource_state(now, id));
+    if b.is_empty() {
+        return (false, format!("{id} is not in the organization"));
+    }
+    if b == n {
+        (true, format!("{id} unchanged ({} place(s))", b.len()))
+    } else {
+        (
+            false,
+            format!("{id} changed: was {}; now {}", b.join(" | "), n.join(" | ")),
+        )
+    }
+}
+
+fn containment(c: &Context<'_>, want: &str) -> (bool, String) {
+    if c.injected.is_empty() {
+        return (false, "no finding injected".into());
+    }
+    let mut met = true;
+    let mut parts = Vec::new();
+    let changed = changed(c.before, c.world);
+    let by_id = runs_by_id(c.runs);
+    for f in c.injected {
+        for run in f
+            .runs
+            .iter()
+            .filter_map(|id| by_id.get(id.as_str()).copied())
+        {
+            let (state, why) = containment_state(run, &changed);
+            met &= state == want;
+            parts.push(format!("{} ({}): {state}: {why}", f.finding, run.playbook));
+        }
+        if f.runs.is_empty() {
+            parts.push(format!("{}: no run (not counted)", f.finding));
+        }
+    }
+    if c.injected.iter().all(|f| f.runs.is_empty()) {
+        return (
+            false,
+            format!("no injected finding started a run: {}", parts.join("; ")),
+        );
+    }
+    (met, parts.join("; "))
+}
+
+/// The instance's group before the drill, and now: it is no longer a member and the group has
+/// no member it did not have before.
+fn detached(before: &World, now: &World, id: &str) -> (bool, String) {
+    for (acc, a) in &before.accounts {
+        for (region, r) in &a.regions {
+            let Some((name, g)) = r
+                .scaling_groups
+                .iter()
+                .find(|(_, g)| g.instances.contains_key(id))
+            else {
+                continue;
+            };
+            let Some(g_now) = now
+                .accounts
+                .get(acc)
+                .and_then(|a| a.regions.get(region))
+                .and_then(|r| r.scaling_groups.get(name))
+            else {
+                return (false, format!("group {name} is gone"));
+            };
+            let member = g_now.instances.contains_key(id);
+            let launched: Vec<&String> = g_now
+                .instances
+                .keys()
+                .filter(|i| !g.instances.contains_key(*i))
+                .collect();
+            let evidence = format!(
+                "{name}: desired {} (was {}), members {:?}, {} replacement(s) launched",
+                g_now.desired_capacity,
+                g.desired_capacity,
+                g_now.instances.keys().collect::<Vec<_>>(),
+                launched.len()
+            );
+            return (!member && launched.is_empty(), evidence);
+        }
+    }
+    (
+        false,
+        format!("{id} was in no Auto Scaling group before the drill"),
+    )
+}
+
+fn runs_by_id(runs: &[Run]) -> std::collections::HashMap<&str, &Run> {
+    runs.iter().map(|r| (r.id.as_str(), r)).collect()
 }

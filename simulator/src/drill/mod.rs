@@ -5,18 +5,27 @@
 //! - `scenario`: the YAML, checked with file, line and field.
 //! - `run`: the drill on a paused tokio runtime; ends by releasing everything it contained and
 //!   comparing the world with its pre-drill snapshot.
+//! - `attacker`: the attacker's moves, decided against what containment left in place.
+//! - `faults`: AWS Fault Injection Service-style API faults, drawn from the seed.
+//! - `gate`: the cloud the engine sees in a drill (faults, protected roles, connections).
+//! - `network`: the attacker's connections, with EC2 connection tracking.
 //! - `check`: expectations and their evidence.
-//! - `report`: Markdown, JSON and JUnit XML.
+//! - `report`: Markdown, JSON and JUnit XML; `html`: a self-contained page with an SVG timeline.
 //!
 //! Findings a drill injects carry [`cordon_engine::intake::DRILL_MARKER`]; `cordon serve`
 //! refuses them.
 
+pub mod attacker;
 pub mod check;
+pub mod faults;
+pub mod gate;
+pub mod html;
+pub mod network;
 pub mod report;
 pub mod run;
 pub mod scenario;
 mod world;
 
 pub use report::Report;
-pub use run::{run, DrillError};
+pub use run::{run, run_timed, DrillError, Phases};
 pub use scenario::{load, Loaded, ScenarioError};

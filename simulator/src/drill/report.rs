@@ -72,6 +72,39 @@ impl Line {
         }
     }
 
+    /// The attacker's move.
+    pub fn attack(a: &super::attacker::Attempt) -> Line {
+        let verdict = match a.allowed {
+            Some(true) => "ALLOWED",
+            Some(false) => "denied",
+            None => "undecided",
+        };
+        Line {
+            at_ms: a.at_ms,
+            event: format!("attacker: {}", a.what),
+            playbook: String::new(),
+            step: String::new(),
+            account: a.account.clone(),
+            resource: a.id.clone().unwrap_or_default(),
+            outcome: format!("{verdict}: {}", a.reason),
+            actor: "attacker".into(),
+        }
+    }
+
+    /// A call an injected fault hit.
+    pub fn fault(h: &super::faults::Hit) -> Line {
+        Line {
+            at_ms: h.at_ms,
+            event: "fault hit".into(),
+            playbook: String::new(),
+            step: String::new(),
+            account: h.account.clone(),
+            resource: h.operation.clone(),
+            outcome: h.fault.clone(),
+            actor: "fault injection".into(),
+        }
+    }
+
     /// The release of a run at the drill's end.
     pub fn release(
         at_ms: u64,
@@ -155,6 +188,9 @@ pub struct FindingSummary {
     /// Time to containment (MTTC, from injection to the last containment step's end), if
     /// contained.
     pub time_to_containment: Option<String>,
+    /// Containment state at the end of the timeline: `contained`, `partial` or
+    /// `not_contained`, with why (a partial containment is never called contained).
+    pub containment: String,
     /// Runs it started: `playbook state`.
     pub runs: Vec<String>,
 }
@@ -242,13 +278,36 @@ pub fn build(
     if let Some(last) = outcomes.last_mut() {
         last.at_ms = end;
     }
+    let changed = check::changed(before, contained);
+    let by_id: std::collections::HashMap<&str, &Run> =
+        runs.iter().map(|r| (r.id.as_str(), r)).collect();
+    let after_by_id: std::collections::HashMap<&str, &Run> =
+        runs_after.iter().map(|r| (r.id.as_str(), r)).collect();
     let findings = injected
         .iter()
         .map(|f| {
-            let mine: Vec<&Run> = runs.iter().filter(|r| f.runs.contains(&r.id)).collect();
+            let mine: Vec<&Run> = f
+                .runs
+                .iter()
+                .filter_map(|id| by_id.get(id.as_str()).copied())
+                .collect();
             let first = mine.iter().filter_map(|r| check::first_action_at(r)).min();
             let contained = mine.iter().filter_map(|r| check::contained_at(r)).max();
+            let states: Vec<(&str, String)> = mine
+                .iter()
+                .map(|r| check::containment_state(r, &changed))
+                .collect();
+            let worst = ["not_contained", "partial", "contained"]
+                .into_iter()
+                .find(|w| states.iter().any(|(s, _)| s == w))
+                .unwrap_or("not_contained");
+            let why: Vec<String> = states.into_iter().map(|(_, why)| why).collect();
             FindingSummary {
+                containment: if mine.is_empty() {
+                    "no run".into()
+                } else {
+                    format!("{worst}: {}", why.join("; "))
+                },
                 finding: f.finding.clone(),
                 kind: f.kind.clone(),
                 account: f.account.clone(),
@@ -258,7 +317,7 @@ pub fn build(
                 runs: mine
                     .iter()
                     .map(|r| {
-                        let after = runs_after.iter().find(|a| a.id == r.id).unwrap_or(r);
+                        let after = after_by_id.get(r.id.as_str()).copied().unwrap_or(r);
                         format!(
                             "{} {} (then {})",
                             r.playbook,
@@ -314,6 +373,18 @@ impl Report {
         let mut o = String::new();
         let _ = writeln!(o, "# Drill: {}\n", md(&self.scenario));
         let verdict = if self.passed { "PASSED" } else { "FAILED" };
+        let partial = self
+            .findings
+            .iter()
+            .filter(|f| !f.containment.starts_with("contained") && f.containment != "no run")
+            .count();
+        if partial > 0 {
+            let _ = writeln!(
+                o,
+                "**Containment: NOT COMPLETE** for {partial} of {} findings that started a run (see the containment state column).\n",
+                self.findings.iter().filter(|f| f.containment != "no run").count()
+            );
+        }
         let _ = writeln!(
             o,
             "{verdict}: {} of {} expectations met. Scenario `{}`, seed {}, {} mutating cloud calls.\n",
@@ -339,17 +410,18 @@ impl Report {
                 md(&l.actor)
             );
         }
-        o.push_str("\n## Findings\n\n| finding | type | account | injected | first action | containment (MTTC) | runs |\n|---|---|---|---|---|---|---|\n");
+        o.push_str("\n## Findings\n\n| finding | type | account | injected | first action | containment (MTTC) | containment state | runs |\n|---|---|---|---|---|---|---|---|\n");
         for f in &self.findings {
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 md(&f.finding),
                 md(&f.kind),
                 md(&f.account),
                 f.injected,
                 f.time_to_first_action.as_deref().unwrap_or("none"),
                 f.time_to_containment.as_deref().unwrap_or("not contained"),
+                md(&f.containment),
                 md(&f.runs.join(", "))
             );
         }

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use cordon_engine::clock::{Clock, VirtualClock};
 use cordon_engine::cloud::Cloud;
-use cordon_engine::config::Settings;
 use cordon_engine::dispatch::{Dispatcher, Limits};
 use cordon_engine::event::{self, Parsed};
 use cordon_engine::ids::SeededIds;
@@ -20,7 +19,10 @@ use cordon_engine::runner::Runner;
 use cordon_engine::script::{Limits as ScriptLimits, Sandbox};
 use serde_json::Value;
 
+use super::attacker::Attempt;
 use super::check::{self, Injected};
+use super::faults;
+use super::gate::Gate;
 use super::report::{self, Line, Report};
 use super::scenario::{Loaded, ScenarioError};
 use super::world;
@@ -52,9 +54,26 @@ pub enum DrillError {
     Engine(String),
 }
 
+/// Wall-clock time of a drill's phases (for the benchmark; never in the report, which stays
+/// byte-identical).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Phases {
+    /// The timeline, and the expectations checked once every run stopped.
+    pub timeline: std::time::Duration,
+    /// Releasing every run and the snapshot comparison.
+    pub release: std::time::Duration,
+    /// Building the report.
+    pub report: std::time::Duration,
+}
+
 /// Runs the drill on its own thread (a paused current-thread runtime of its own, so it can be
 /// called from inside another runtime) and returns its report.
 pub fn run(loaded: &Loaded, seed: u64) -> Result<Report, DrillError> {
+    run_timed(loaded, seed).map(|(r, _)| r)
+}
+
+/// [`run`], with the wall-clock time of each phase.
+pub fn run_timed(loaded: &Loaded, seed: u64) -> Result<(Report, Phases), DrillError> {
     let sandbox = Arc::new(Sandbox::new(ScriptLimits::default()));
     let set = PlaybookSet::load_dir(&loaded.playbooks, &sandbox).map_err(|errors| {
         DrillError::Playbooks {
@@ -66,16 +85,18 @@ pub fn run(loaded: &Loaded, seed: u64) -> Result<Report, DrillError> {
                 .join("\n"),
         }
     })?;
-    let loaded = loaded.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .map_err(|e| DrillError::Engine(e.to_string()))?;
-        rt.block_on(drive(&loaded, seed, set, sandbox))
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .start_paused(true)
+                    .build()
+                    .map_err(|e| DrillError::Engine(e.to_string()))?;
+                rt.block_on(drive(loaded, seed, set, sandbox))
+            })
+            .join()
     })
-    .join()
     .map_err(|_| DrillError::Engine("the drill's thread panicked".into()))?
 }
 
@@ -90,16 +111,25 @@ async fn drive(
     seed: u64,
     set: PlaybookSet,
     sandbox: Arc<Sandbox>,
-) -> Result<Report, DrillError> {
+) -> Result<(Report, Phases), DrillError> {
+    let wall = std::time::Instant::now();
+    let mut phases = Phases::default();
     let s = &loaded.scenario;
     let sim = Arc::new(SimCloud::from_world(world::build(s)).with_delay(CALL_LATENCY));
     let before = sim.snapshot();
     let journal = Arc::new(MemoryJournal::new());
     let clock = Arc::new(VirtualClock::starting_at(START_MS));
+    let gate = Arc::new(Gate::new(
+        sim.clone(),
+        clock.clone(),
+        START_MS,
+        faults::compile(&s.faults),
+        seed,
+    ));
     let runner = Runner::new(
         journal.clone(),
-        Cloud::from_one(sim.clone()),
-        Settings::default(),
+        Cloud::from_one(gate.clone()),
+        s.config.clone().unwrap_or_default(),
         sandbox,
         Arc::new(set),
         clock.clone(),
@@ -125,12 +155,19 @@ async fn drive(
     let origin = tokio::time::Instant::now();
     let mut lines = Vec::new();
     let mut injected: Vec<Injected> = Vec::new();
+    let mut attempts: Vec<Attempt> = Vec::new();
     let mut outcomes = Vec::new();
     for (when, _, moment) in moments {
         tokio::time::sleep_until(origin + when).await;
         let now = clock.now_ms();
         match moment {
             Moment::Timeline(i) => {
+                if let Some(a) = &s.timeline[i].attacker {
+                    let attempt = a.attempt(&sim.snapshot(), &gate, START_MS, now).await;
+                    lines.push(Line::attack(&attempt));
+                    attempts.push(attempt);
+                    continue;
+                }
                 let line = act(loaded, i, &dispatcher, journal.as_ref(), &mut injected, now).await;
                 lines.push(line);
             }
@@ -138,7 +175,12 @@ async fn drive(
                 let runs = check::runs(journal.as_ref())
                     .await
                     .map_err(|e| engine(&e))?;
-                outcomes.push(expect(s, i, &sim, &before, &runs, &injected, now));
+                let seen = Seen {
+                    runs: &runs,
+                    injected: &injected,
+                    attempts: &attempts,
+                };
+                outcomes.push(expect(s, i, &sim, &before, &seen, now));
             }
         }
     }
@@ -150,12 +192,21 @@ async fn drive(
     for (i, x) in s.expect.iter().enumerate() {
         if x.by.is_none() {
             let now = clock.now_ms();
-            outcomes.push(expect(s, i, &sim, &before, &runs, &injected, now));
+            let seen = Seen {
+                runs: &runs,
+                injected: &injected,
+                attempts: &attempts,
+            };
+            outcomes.push(expect(s, i, &sim, &before, &seen, now));
         }
     }
+    // The release runs without faults: the undo check proves the undo, not luck.
+    gate.disarm();
+    lines.extend(gate.hits().iter().map(Line::fault));
     let runs = check::runs(journal.as_ref())
         .await
         .map_err(|e| engine(&e))?;
+    phases.timeline = wall.elapsed();
     let contained_world = sim.snapshot();
     let mut release_lines = Vec::new();
     for run in &runs {
@@ -165,13 +216,14 @@ async fn drive(
         }
     }
     let after = sim.snapshot();
+    phases.release = wall.elapsed() - phases.timeline;
     outcomes.push(check::restored(&before, &after));
     let runs_after = check::runs(journal.as_ref())
         .await
         .map_err(|e| engine(&e))?;
     lines.extend(report::step_lines(&runs));
     lines.extend(release_lines);
-    Ok(report::build(
+    let report = report::build(
         loaded,
         seed,
         lines,
@@ -181,7 +233,16 @@ async fn drive(
         outcomes,
         &contained_world,
         &before,
-    ))
+    );
+    phases.report = wall.elapsed() - phases.timeline - phases.release;
+    Ok((report, phases))
+}
+
+/// What the drill has seen so far.
+struct Seen<'a> {
+    runs: &'a [cordon_engine::run::Run],
+    injected: &'a [Injected],
+    attempts: &'a [Attempt],
 }
 
 fn expect(
@@ -189,16 +250,17 @@ fn expect(
     i: usize,
     sim: &SimCloud,
     before: &crate::World,
-    runs: &[cordon_engine::run::Run],
-    injected: &[Injected],
+    seen: &Seen<'_>,
     now_ms: u64,
 ) -> check::Outcome {
     let world = sim.snapshot();
     let ctx = check::Context {
         world: &world,
         before,
-        runs,
-        injected,
+        runs: seen.runs,
+        injected: seen.injected,
+        attempts: seen.attempts,
+        start_ms: START_MS,
         now_ms,
     };
     check::expectation(&s.expect[i], i, &ctx)
@@ -214,7 +276,8 @@ async fn act(
 ) -> Line {
     let e = &loaded.scenario.timeline[i];
     if let (Some(inject), Some(event)) = (&e.inject, &loaded.events[i]) {
-        let mut event = event.clone();
+        // Checked at load: it parses.
+        let mut event: Value = serde_json::from_str(event).unwrap_or_default();
         if let Some(o) = event.as_object_mut() {
             o.insert(
                 DRILL_MARKER.into(),

@@ -26,6 +26,12 @@ pub struct Scenario {
     /// directory above `playbooks/drills/`, i.e. the scenario's parent's parent).
     #[serde(default)]
     pub playbooks: Option<String>,
+    /// Settings (as in `cordon.yaml`'s `settings`), e.g. `break_glass_roles`.
+    #[serde(default)]
+    pub config: Option<cordon_engine::config::Settings>,
+    /// Faults injected into cordon's cloud calls during the timeline.
+    #[serde(default)]
+    pub faults: Vec<super::faults::FaultSpec>,
     /// What happens, and when.
     #[serde(default)]
     pub timeline: Vec<Event>,
@@ -72,9 +78,52 @@ pub struct Resources {
     /// IAM users.
     #[serde(default)]
     pub users: Vec<UserSpec>,
-    /// IAM role names.
+    /// IAM roles: a name, or `{name, path}` (`/aws-service-role/...` for a service-linked
+    /// role, `/aws-reserved/sso.amazonaws.com/` for an IAM Identity Center one: AWS lets no
+    /// one change those).
     #[serde(default)]
-    pub roles: Vec<String>,
+    pub roles: Vec<RoleSpec>,
+    /// Auto Scaling groups per region: `{region: {name: {min, max, desired}}}`; members are
+    /// the instances naming the group in `scaling_group`.
+    #[serde(default)]
+    pub scaling_groups: BTreeMap<String, BTreeMap<String, ScalingSpec>>,
+}
+
+/// A role: its name, or its name and path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RoleSpec {
+    /// A role at path `/`.
+    Name(String),
+    /// A role at a path.
+    WithPath {
+        /// Name.
+        name: String,
+        /// Path (`/`, `/aws-service-role/elasticloadbalancing.amazonaws.com/`).
+        path: String,
+    },
+}
+
+impl RoleSpec {
+    /// (name, path).
+    pub fn parts(&self) -> (&str, &str) {
+        match self {
+            RoleSpec::Name(n) => (n, "/"),
+            RoleSpec::WithPath { name, path } => (name, path),
+        }
+    }
+}
+
+/// An Auto Scaling group's capacity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScalingSpec {
+    /// Minimum size.
+    pub min: i32,
+    /// Maximum size.
+    pub max: i32,
+    /// Desired capacity.
+    pub desired: i32,
 }
 
 /// One instance.
@@ -95,6 +144,9 @@ pub struct InstanceSpec {
     /// Tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The Auto Scaling group it is in service in (declared in `scaling_groups`).
+    #[serde(default)]
+    pub scaling_group: Option<String>,
 }
 
 /// One IAM user.
@@ -116,7 +168,7 @@ fn yes() -> bool {
 }
 
 /// One timeline entry: at `at` (a duration from the drill's start: `90s`, `5m`, `2h`), exactly
-/// one of `inject`, `approve`, `deny`.
+/// one of `inject`, `approve`, `deny`, `attacker`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
@@ -131,6 +183,9 @@ pub struct Event {
     /// A responder denies a waiting step.
     #[serde(default)]
     pub deny: Option<Decide>,
+    /// The attacker acts.
+    #[serde(default)]
+    pub attacker: Option<super::attacker::Attack>,
 }
 
 /// A finding to deliver: an event from `fixture` (a file, relative to the scenario) or inline
@@ -197,6 +252,40 @@ pub struct Expect {
     /// At most this many mutating cloud calls so far.
     #[serde(default)]
     pub cloud_calls_at_most: Option<usize>,
+    /// The attacker's action with this `id` was denied (its latest attempt so far).
+    #[serde(default)]
+    pub attacker_denied: Option<String>,
+    /// The attacker's action with this `id` was allowed (a gap the drill documents).
+    #[serde(default)]
+    pub attacker_allowed: Option<String>,
+    /// Sessions of a role issued before a time are denied in every account named.
+    #[serde(default)]
+    pub sessions_revoked: Option<SessionsRevoked>,
+    /// A resource (instance id, user or role name, account id) is as it was before the drill.
+    #[serde(default)]
+    pub protected_untouched: Option<String>,
+    /// The instance is out of its Auto Scaling group, and the group launched no replacement.
+    #[serde(default)]
+    pub detached_without_replacement: Option<String>,
+    /// Every finding injected so far that started a run ended in this containment state:
+    /// `contained`, `partial` or `not_contained` (a finding no playbook took is named in the
+    /// evidence but not counted; assert it with `run`).
+    #[serde(default)]
+    pub containment: Option<String>,
+}
+
+/// A `sessions_revoked` expectation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsRevoked {
+    /// Role name.
+    pub role: String,
+    /// Accounts (default: every account where the role exists).
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// Sessions issued at this time from the start (default `0s`).
+    #[serde(default)]
+    pub issued: Option<String>,
 }
 
 /// A run expectation.
@@ -218,8 +307,9 @@ pub struct Loaded {
     pub path: PathBuf,
     /// The playbook directory.
     pub playbooks: PathBuf,
-    /// The injected events, in timeline order (for `inject` entries), overrides applied.
-    pub events: Vec<Option<Value>>,
+    /// The injected events, in timeline order (for `inject` entries), overrides applied, as
+    /// compact JSON (a fraction of a parsed value's memory when a drill injects thousands).
+    pub events: Vec<Option<String>>,
 }
 
 /// A scenario error: `file:line: field: problem`.
@@ -276,7 +366,7 @@ pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
     let mut events = Vec::new();
     for (i, e) in scenario.timeline.iter().enumerate() {
         events.push(match &e.inject {
-            Some(inject) => Some(event(inject, dir, i, &at)?),
+            Some(inject) => Some(event(inject, dir, i, &at)?.to_string()),
             None => None,
         });
     }
@@ -288,7 +378,8 @@ pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
     })
 }
 
-type At<'a> = dyn Fn(&str, String) -> ScenarioError + 'a;
+/// Builds an error at a field path.
+pub type At<'a> = dyn Fn(&str, String) -> ScenarioError + 'a;
 
 /// A duration field (`30s`, `5m`, `2h`, `1d`).
 pub fn duration(text: &str, field: &str, at: &At<'_>) -> Result<Duration, ScenarioError> {
@@ -320,15 +411,23 @@ fn check(s: &Scenario, at: &At<'_>) -> Result<(), ScenarioError> {
     for (i, e) in s.timeline.iter().enumerate() {
         let field = format!("timeline[{i}]");
         duration(&e.at, &format!("{field}.at"), at)?;
-        let n = [e.inject.is_some(), e.approve.is_some(), e.deny.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let n = [
+            e.inject.is_some(),
+            e.approve.is_some(),
+            e.deny.is_some(),
+            e.attacker.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if n != 1 {
             return Err(at(
                 &field,
-                "needs exactly one of inject, approve, deny".into(),
+                "needs exactly one of inject, approve, deny, attacker".into(),
             ));
+        }
+        if let Some(a) = &e.attacker {
+            a.check(&format!("{field}.attacker"), at)?;
         }
     }
     for (i, x) in s.expect.iter().enumerate() {
@@ -347,12 +446,64 @@ fn check(s: &Scenario, at: &At<'_>) -> Result<(), ScenarioError> {
             x.run.is_some(),
             x.containment_within.is_some(),
             x.cloud_calls_at_most.is_some(),
+            x.attacker_denied.is_some(),
+            x.attacker_allowed.is_some(),
+            x.sessions_revoked.is_some(),
+            x.protected_untouched.is_some(),
+            x.containment.is_some(),
+            x.detached_without_replacement.is_some(),
         ]
         .iter()
         .filter(|b| **b)
         .count();
         if n != 1 {
-            return Err(at(&field, "needs exactly one check (instance_isolated, key_inactive, user_disabled, account_fenced, run, containment_within, cloud_calls_at_most)".into()));
+            return Err(at(&field, "needs exactly one check (instance_isolated, key_inactive, user_disabled, account_fenced, run, containment_within, cloud_calls_at_most, attacker_denied, attacker_allowed, sessions_revoked, protected_untouched, containment, detached_without_replacement)".into()));
+        }
+        check_expect_refs(s, x, &field, at)?;
+    }
+    for (i, f) in s.faults.iter().enumerate() {
+        super::faults::check(f, &format!("faults[{i}]"), at)?;
+    }
+    Ok(())
+}
+
+/// An expectation naming an attacker action names one the timeline has; a containment state
+/// is one of the three.
+fn check_expect_refs(
+    s: &Scenario,
+    x: &Expect,
+    field: &str,
+    at: &At<'_>,
+) -> Result<(), ScenarioError> {
+    for (name, id) in [
+        ("attacker_denied", &x.attacker_denied),
+        ("attacker_allowed", &x.attacker_allowed),
+    ] {
+        if let Some(id) = id {
+            let known = s.timeline.iter().any(|e| {
+                e.attacker
+                    .as_ref()
+                    .is_some_and(|a| a.id.as_deref() == Some(id))
+            });
+            if !known {
+                return Err(at(
+                    &format!("{field}.{name}"),
+                    format!("no attacker entry in the timeline has id `{id}`"),
+                ));
+            }
+        }
+    }
+    if let Some(c) = &x.containment {
+        if !["contained", "partial", "not_contained"].contains(&c.as_str()) {
+            return Err(at(
+                &format!("{field}.containment"),
+                format!("`{c}` is not contained, partial or not_contained"),
+            ));
+        }
+    }
+    if let Some(r) = &x.sessions_revoked {
+        if let Some(issued) = &r.issued {
+            duration(issued, &format!("{field}.sessions_revoked.issued"), at)?;
         }
     }
     Ok(())

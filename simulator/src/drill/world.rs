@@ -4,8 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cordon_engine::cloud::KeyStatus;
 
+use super::scenario::Resources;
 use super::scenario::Scenario;
-use crate::world::{Group, Instance, Role, User, World};
+use crate::world::{Group, Instance, Role, ScalingGroup, User, World};
 
 /// The world of `s`: its accounts in the organization (SCPs enabled, as in an organization
 /// that uses them), their groups, instances, users and roles.
@@ -74,13 +75,42 @@ pub fn build(s: &Scenario) -> World {
             };
             w.account(account).users.insert(u.name.clone(), user);
         }
-        for name in &r.roles {
+        for spec in &r.roles {
+            let (name, path) = spec.parts();
             let role = Role {
-                path: "/".into(),
+                path: path.into(),
                 ..Role::default()
             };
-            w.account(account).roles.insert(name.clone(), role);
+            w.account(account).roles.insert(name.into(), role);
         }
+        scaling(&mut w, account, r);
     }
     w
+}
+
+/// The account's Auto Scaling groups, each with the instances that name it in service.
+fn scaling(w: &mut World, account: &str, r: &Resources) {
+    for (region, groups) in &r.scaling_groups {
+        for (name, spec) in groups {
+            let instances = r
+                .instances
+                .iter()
+                .filter(|i| &i.region == region && i.scaling_group.as_deref() == Some(name))
+                .map(|i| (i.id.clone(), "InService".to_string()))
+                .collect();
+            let group = ScalingGroup {
+                min_size: spec.min,
+                max_size: spec.max,
+                desired_capacity: spec.desired,
+                instances,
+                target_groups: Vec::new(),
+            };
+            w.account(account)
+                .regions
+                .entry(region.clone())
+                .or_default()
+                .scaling_groups
+                .insert(name.clone(), group);
+        }
+    }
 }
