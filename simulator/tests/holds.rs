@@ -352,3 +352,30 @@ async fn a_failed_undo_of_the_last_holder_is_retried_by_releasing_again() {
         Some(ReleaseState::Done)
     );
 }
+
+/// The holders of a resource come from an index built at the first release; a run that
+/// contains the resource after that must be found as well.
+#[tokio::test]
+async fn a_holder_that_came_after_the_first_release_still_keeps_the_instance_isolated() {
+    let f = fixture(ISOLATE);
+    let before = f.instance();
+    let a = f.contain(1).await;
+    let b = f.contain(2).await;
+    f.runner.release(&a, "alice").await.unwrap();
+    let c = f.contain(3).await;
+    assert_eq!(
+        f.runner.release(&b, "alice").await.unwrap(),
+        RunState::Released
+    );
+    assert!(
+        isolated(&f),
+        "run {c}, contained after the first release, holds the instance"
+    );
+    let step_b = f.run(&b).await.step("isolate").unwrap().clone();
+    assert_eq!(
+        step_b.release_detail.unwrap()["held_by"],
+        serde_json::json!([c])
+    );
+    f.runner.release(&c, "alice").await.unwrap();
+    assert_eq!(f.instance().interfaces, before.interfaces);
+}

@@ -12,9 +12,16 @@
 //! its pre-state only after the first finished. One process owns a journal, so this is enough on
 //! one host; several runners sharing a store would need the store's own leases.
 //!
+//! Finding a resource's holders reads the runs that ever had a step on its key: an index from
+//! key to run ids, kept in memory by the process that owns the journal. It is built by one scan
+//! of the journal at the first release, and kept up to date by every later write of a step of
+//! this process (the one writer of its journal), so a release reads its resource's runs, not
+//! every run (which made releasing N runs cost N x N reads).
+//!
 //! [`Action::holds`]: crate::actions::Action::holds
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -106,6 +113,36 @@ pub(super) fn held_by(rec: &StepRecord) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Hold key -> ids of the runs with a step on it (see the module's notes).
+#[derive(Default)]
+pub(super) struct HoldIndex {
+    /// Set before the scan starts: from then on every step written is noted, so a step
+    /// written while the scan runs is never missed.
+    tracking: AtomicBool,
+    scanned: tokio::sync::OnceCell<()>,
+    runs: Mutex<HashMap<String, BTreeSet<String>>>,
+}
+
+impl HoldIndex {
+    fn note(&self, key: String, run: &str) {
+        self.runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_default()
+            .insert(run.to_string());
+    }
+
+    fn runs_on(&self, key: &str) -> Vec<String> {
+        self.runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .map(|ids| ids.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
 /// Who else holds a resource, seen from a run being released.
 pub(super) struct Holders {
     /// Other runs whose steps keep the resource contained now.
@@ -116,11 +153,47 @@ pub(super) struct Holders {
 }
 
 impl Runner {
+    /// Notes, once the hold index is in use, the key step `step` of `run` holds (called after
+    /// each write of a step).
+    pub(super) fn note_hold(&self, run: &Run, step: &str) {
+        if !self.hold_index.tracking.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(i) = run.steps.iter().position(|s| s.id == step) {
+            if let Some(key) = hold_of(&self.settings, run, i) {
+                self.hold_index.note(key, &run.id);
+            }
+        }
+    }
+
+    /// The index of hold keys, built by one scan of the journal the first time.
+    async fn hold_index(&self) -> Result<&HoldIndex> {
+        let index = &self.hold_index;
+        index
+            .scanned
+            .get_or_try_init(|| async {
+                index.tracking.store(true, Ordering::Release);
+                for id in self.journal.ids().await? {
+                    let Some(run) = self.journal.get(&id).await? else {
+                        continue;
+                    };
+                    for i in 0..run.steps.len() {
+                        if let Some(key) = hold_of(&self.settings, &run, i) {
+                            index.note(key, &run.id);
+                        }
+                    }
+                }
+                Ok::<(), super::RunnerError>(())
+            })
+            .await?;
+        Ok(index)
+    }
+
     /// Every step in the journal holding `key`, and which of them are live or deferred to
-    /// `run_id`. Reads every run: releases are rare, and the journal stays the one source.
+    /// `run_id`. Reads the runs the hold index names for `key`, as the journal has them now.
     pub(super) async fn holders(&self, key: &str, run_id: &str) -> Result<Holders> {
         let mut steps = Vec::new();
-        for id in self.journal.ids().await? {
+        for id in self.hold_index().await?.runs_on(key) {
             if id == run_id {
                 continue;
             }

@@ -113,6 +113,7 @@ pub struct Runner {
     observer: Arc<dyn Observer>,
     stop: CancellationToken,
     holds: hold::HoldLocks,
+    hold_index: hold::HoldIndex,
 }
 
 impl Runner {
@@ -137,6 +138,7 @@ impl Runner {
             observer: Arc::new(NoObserver),
             stop: CancellationToken::new(),
             holds: hold::HoldLocks::default(),
+            hold_index: hold::HoldIndex::default(),
         }
     }
 
@@ -368,6 +370,9 @@ impl Runner {
             what: what.into(),
         };
         run.version = self.journal.update(run, &entry).await?;
+        if let Some(step) = step {
+            self.note_hold(run, step);
+        }
         Ok(())
     }
 
