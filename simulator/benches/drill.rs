@@ -12,6 +12,10 @@ use std::time::Instant;
 
 use cordon_simulator::drill;
 
+/// The allocator `cordon drill` runs with (see the root package's src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
