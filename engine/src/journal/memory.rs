@@ -1,6 +1,9 @@
 //! [`MemoryJournal`]: the journal contract in memory, with nothing durable. Drills use it (a
 //! drill's runs end with the drill), and so do tests that run on a paused tokio clock, where a
 //! write answered from another thread would let virtual time jump while the write is in flight.
+//!
+//! Runs are kept as compact JSON, as a durable journal keeps them: a parsed run holds its event
+//! and finding as JSON trees several times their text's size, and a drill keeps thousands.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -18,7 +21,8 @@ pub struct MemoryJournal {
 
 #[derive(Default)]
 struct State {
-    runs: BTreeMap<String, Run>,
+    /// Run id -> (version, the run as compact JSON).
+    runs: BTreeMap<String, (u64, Vec<u8>)>,
     dedup: HashMap<String, String>,
     open: BTreeSet<String>,
     timelines: HashMap<String, Vec<Entry>>,
@@ -35,6 +39,10 @@ impl MemoryJournal {
     }
 }
 
+fn encode(run: &Run) -> Result<Vec<u8>> {
+    serde_json::to_vec(run).map_err(|e| JournalError::Storage(e.to_string()))
+}
+
 #[async_trait]
 impl Journal for MemoryJournal {
     async fn insert(&self, run: &Run, entry: &Entry, admission: Admission) -> Result<Inserted> {
@@ -44,8 +52,7 @@ impl Journal for MemoryJournal {
                 return Ok(Inserted::Duplicate(existing.clone()));
             }
         }
-        let mut stored = run.clone();
-        stored.version = 1;
+        let stored = (1, encode(run)?);
         s.dedup.insert(run.dedup_key.clone(), run.id.clone());
         if is_open(run.state) {
             s.open.insert(run.id.clone());
@@ -57,7 +64,7 @@ impl Journal for MemoryJournal {
 
     async fn update(&self, run: &Run, entry: &Entry) -> Result<u64> {
         let mut s = self.lock();
-        let found = s.runs.get(&run.id).map_or(0, |r| r.version);
+        let found = s.runs.get(&run.id).map_or(0, |r| r.0);
         if found != run.version || found == 0 {
             return Err(JournalError::Conflict {
                 run: run.id.clone(),
@@ -65,8 +72,7 @@ impl Journal for MemoryJournal {
                 found,
             });
         }
-        let mut stored = run.clone();
-        stored.version = found + 1;
+        let stored = (found + 1, encode(run)?);
         if is_open(run.state) {
             s.open.insert(run.id.clone());
         } else {
@@ -81,7 +87,15 @@ impl Journal for MemoryJournal {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Run>> {
-        Ok(self.lock().runs.get(id).cloned())
+        let Some((version, json)) = self.lock().runs.get(id).cloned() else {
+            return Ok(None);
+        };
+        let mut run: Run = serde_json::from_slice(&json).map_err(|e| JournalError::Corrupt {
+            key: format!("run {id}"),
+            message: e.to_string(),
+        })?;
+        run.version = version;
+        Ok(Some(run))
     }
 
     async fn ids(&self) -> Result<Vec<String>> {
