@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::event::FindingEvent;
 use crate::journal::Admission;
 use crate::playbook::{PlaybookRef, PlaybookSet};
-use crate::run::{RunState, Trigger};
+use crate::run::{Run, RunState, Trigger};
 use crate::runner::{Expired, Prepare, Runner, RunnerError, Submitted};
 
 /// How many runs at once (the config's `server.limits`; every field optional).
@@ -235,12 +235,12 @@ impl Dispatcher {
         prepare: &Prepare<'_>,
     ) -> Result<Vec<Submitted>, DispatchError> {
         self.admit()?;
-        let submitted = self
+        let mut submitted = self
             .inner
             .runner
             .submit_prepared(fe, admission, prepare)
             .await?;
-        for s in &submitted {
+        for s in &mut submitted {
             self.launch(s, received);
         }
         Ok(submitted)
@@ -256,12 +256,12 @@ impl Dispatcher {
         admission: Admission,
     ) -> Result<Submitted, DispatchError> {
         self.admit()?;
-        let s = self
+        let mut s = self
             .inner
             .runner
             .create_run(playbook, fe, trigger, admission)
             .await?;
-        self.launch(&s, Instant::now());
+        self.launch(&mut s, Instant::now());
         Ok(s)
     }
 
@@ -280,13 +280,14 @@ impl Dispatcher {
         Ok(())
     }
 
-    fn launch(&self, s: &Submitted, received: Instant) {
+    fn launch(&self, s: &mut Submitted, received: Instant) {
+        let created = s.created_run.take();
         if let (true, Some(id)) = (s.created(), &s.run_id) {
             self.inner
                 .runner
                 .observer()
                 .run_created(id, &s.playbook, received);
-            self.inner.schedule(id);
+            self.inner.schedule_with(id, created);
         }
     }
 
@@ -373,9 +374,14 @@ impl Dispatcher {
 
 impl Inner {
     /// Makes sure a task drives run `id`: starts one, or tells the running one to go round
-    /// again. `account` (the run's default account) picks the per-account limit; `None`
-    /// reads it from the journal.
+    /// again.
     fn schedule(self: &Arc<Self>, id: &str) {
+        self.schedule_with(id, None);
+    }
+
+    /// [`Inner::schedule`], with the run as just journaled when the caller has it (a new task
+    /// then starts from it instead of reading it back).
+    fn schedule_with(self: &Arc<Self>, id: &str, run: Option<Box<Run>>) {
         {
             let mut active = lock(&self.active);
             if let Some(again) = active.get_mut(id) {
@@ -386,14 +392,19 @@ impl Inner {
         }
         let inner = self.clone();
         let id = id.to_string();
-        self.tasks.spawn(async move { inner.drive_task(id).await });
+        self.tasks
+            .spawn(async move { inner.drive_task(id, run).await });
     }
 
-    async fn drive_task(self: Arc<Self>, id: String) {
+    async fn drive_task(self: Arc<Self>, id: String, run: Option<Box<Run>>) {
         // Runs on one resource (two findings on one instance arrive together) take turns: two
         // isolations interleaving their calls would undo each other's steps. Waiting for the
         // resource comes first, holding nothing scarce; then the account's limit, then a slot.
-        let mut loaded = match self.runner.load(&id).await {
+        let journaled = match run {
+            Some(run) => Ok(*run),
+            None => self.runner.load(&id).await,
+        };
+        let mut loaded = match journaled {
             Ok(run) => Some(run),
             Err(e) => {
                 tracing::error!(run_id = %id, error = %e, "Cannot load the run to drive it");

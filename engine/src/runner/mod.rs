@@ -92,6 +92,10 @@ pub struct Submitted {
     /// The account the run acts in by default (the finding's).
     #[serde(skip)]
     pub account: String,
+    /// The run just created, as journaled (version 1): its driver starts from it instead of
+    /// reading it back. Taken by the dispatcher when it schedules the run.
+    #[serde(skip)]
+    pub created_run: Option<Box<Run>>,
 }
 
 impl Submitted {
@@ -257,6 +261,7 @@ impl Runner {
                         status: status.unwrap_or_default(),
                         error,
                         account: fe.finding.account.clone(),
+                        created_run: None,
                     });
                     continue;
                 }
@@ -286,6 +291,7 @@ impl Runner {
             status,
             error: None,
             account: fe.finding.account.clone(),
+            created_run: None,
         };
         let dedup = match &playbook.dedup {
             None => fe.finding.dedup_id.clone(),
@@ -335,12 +341,18 @@ impl Runner {
                 ),
             },
         };
-        let (run_id, status) = match self.journal.insert(&run, &entry, admission).await? {
+        let (run_id, status, created_run) = match self
+            .journal
+            .insert(&run, &entry, admission)
+            .await?
+        {
             Inserted::Created => {
                 tracing::info!(run_id = %run.id, playbook = %playbook.id, finding = %fe.finding.id, "Run created");
-                (run.id, "created")
+                let mut run = run;
+                run.version = 1;
+                (run.id.clone(), "created", Some(Box::new(run)))
             }
-            Inserted::Duplicate(existing) => (existing, "duplicate"),
+            Inserted::Duplicate(existing) => (existing, "duplicate", None),
         };
         Ok(Submitted {
             playbook: playbook.id.clone(),
@@ -348,6 +360,7 @@ impl Runner {
             status: status.into(),
             error: None,
             account: fe.finding.account.clone(),
+            created_run,
         })
     }
 
