@@ -110,7 +110,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             };
             server::serve(app, options).await
         }
-        Command::Drill(args) => drill::drill(&args),
+        Command::Drill(args) => drill::drill(&app, &args),
         Command::Eventbridge {
             command: EventbridgeCommand::Install(args),
         } => deploy::eventbridge_install(&app, &args).await,

@@ -234,3 +234,46 @@ fn the_html_report_escapes_finding_text_and_renders_its_svg_timeline() {
     assert!(near([0x2b, 0x8a, 0x3e]), "no green mark ({width} px wide)");
     assert!(near([0xd9, 0x48, 0x0f]), "no attacker mark");
 }
+
+/// `--playbooks` names the set a drill rehearses, over the scenario's own default: a team runs a
+/// shipped scenario against its playbooks. Here a set without the isolation playbook makes the
+/// drill's isolation expectations fail, which proves the set was the one named.
+#[test]
+fn playbooks_named_on_the_command_line_are_the_ones_rehearsed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("playbooks/contain-iam-user-key.yaml"),
+        dir.path().join("contain-iam-user-key.yaml"),
+    )
+    .unwrap();
+    let set = dir.path().to_str().unwrap();
+    let out = cordon(
+        &[
+            "--playbooks",
+            set,
+            "drill",
+            "playbooks/drills/c2-instance.yaml",
+        ],
+        &root(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("missed: expect"), "{stderr}");
+    assert!(stderr.contains("instance_isolated"), "{stderr}");
+}
+
+#[test]
+fn a_drill_refuses_a_real_cloud() {
+    let out = cordon(
+        &[
+            "--cloud",
+            "aws",
+            "drill",
+            "playbooks/drills/c2-instance.yaml",
+        ],
+        &root(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("never on a real cloud"), "{stderr}");
+}
