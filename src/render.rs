@@ -152,7 +152,7 @@ pub fn run_report(report: &[Value], findings: usize) -> Result<()> {
 
 fn steps(run: &Run) -> Result<()> {
     for st in &run.steps {
-        let state = format!("{:?}", st.state).to_lowercase();
+        let state = st.state.as_str();
         let extra = match st.state {
             StepState::Succeeded => st
                 .output
@@ -173,7 +173,7 @@ fn steps(run: &Run) -> Result<()> {
         };
         let release = st
             .release
-            .map(|r| format!(" [release: {r:?}]"))
+            .map(|r| format!(" [release: {}]", release_name(r)))
             .unwrap_or_default();
         outln!(
             "  {:<16} {:<26} {:<16} {extra}{release}",
@@ -244,13 +244,11 @@ pub fn release(run: &Run) -> Result<()> {
             Some(Value::String(m)) => m.clone(),
             _ => detail.map(|d| d.to_string()).unwrap_or_default(),
         };
-        outln!(
-            "  {:<16} {:<26} {:?} {detail}",
-            st.id,
-            st.action,
+        let release = release_name(
             st.release
                 .unwrap_or(cordon_engine::run::ReleaseState::Started),
-        )?;
+        );
+        outln!("  {:<16} {:<26} {release} {detail}", st.id, st.action,)?;
     }
     if let Some(e) = &run.error {
         outln!("  ! {e}")?;
@@ -297,4 +295,12 @@ pub fn resumed(run: &Run, what: &str) -> Result<()> {
         outln!("  ! {e}")?;
     }
     Ok(())
+}
+
+/// A release state as the journal and `--json` name it (`done`, `held`...).
+fn release_name(r: cordon_engine::run::ReleaseState) -> String {
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }

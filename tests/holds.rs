@@ -69,7 +69,7 @@ fn two_findings_on_one_instance_are_released_together() {
     assert!(out.contains(&format!("run {a}: released")), "{out}");
     assert!(
         out.contains(&format!(
-            "Held still held by run {b}: left contained until the last run holding it is released"
+            "held still held by run {b}: left contained until the last run holding it is released"
         )),
         "{out}"
     );
