@@ -64,9 +64,9 @@ pub enum Command {
     },
     /// Show the normalized finding(s) of an event and which playbooks match, and why.
     Explain {
-        /// Event file (`-` for stdin).
+        /// Event file (`-` for stdin). Default: the built-in GuardDuty EC2 finding `run` uses.
         #[arg(long)]
-        event: PathBuf,
+        event: Option<PathBuf>,
         /// Print JSON: an array with one object per finding.
         #[arg(long)]
         json: bool,

@@ -142,9 +142,9 @@ fn findings(path: Option<&Path>) -> Result<Findings> {
     }
 }
 
-pub fn explain(app: &App, event: &Path, as_json: bool) -> Result<i32> {
+pub fn explain(app: &App, event: Option<&Path>, as_json: bool) -> Result<i32> {
     let set = app.playbooks()?;
-    let parsed = findings(Some(event))?;
+    let parsed = findings(event)?;
     let mut out = Vec::new();
     for fe in &parsed.list {
         let mut v = serde_json::to_value(&fe.finding)?;

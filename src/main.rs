@@ -67,7 +67,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let app = app::App::new(cli.global)?;
     match cli.command {
         Command::Validate { paths } => commands::validate(&app, &paths),
-        Command::Explain { event, json } => commands::explain(&app, &event, json),
+        Command::Explain { event, json } => commands::explain(&app, event.as_deref(), json),
         Command::Run {
             event,
             playbook,

@@ -204,3 +204,19 @@ fn every_action_example_is_a_valid_step() {
     }
     c.ok(&["validate", dir.to_str().unwrap()], 0);
 }
+
+/// `explain` without `--event` explains the built-in finding `run` contains by default.
+#[test]
+fn explain_without_an_event_explains_the_built_in_finding() {
+    let c = Cordon::new();
+    let v = c.json(&["explain"], 0);
+    let f = &v.as_array().expect("an array")[0];
+    assert_eq!(f["id"], "3aaf83ddd9c31405246fa1c62e3e034d", "{v}");
+    let isolate = f["playbooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["playbook"] == "isolate-ec2-instance")
+        .expect("isolate-ec2-instance explained");
+    assert_eq!(isolate["outcome"]["outcome"], "run", "{isolate}");
+}
