@@ -180,7 +180,7 @@ async fn drive(
                     injected: &injected,
                     attempts: &attempts,
                 };
-                outcomes.push(expect(s, i, &sim, &before, &seen, now));
+                outcomes.push((i, expect(s, i, &sim, &before, &seen, now)));
             }
         }
     }
@@ -197,7 +197,7 @@ async fn drive(
                 injected: &injected,
                 attempts: &attempts,
             };
-            outcomes.push(expect(s, i, &sim, &before, &seen, now));
+            outcomes.push((i, expect(s, i, &sim, &before, &seen, now)));
         }
     }
     // The release runs without faults: the undo check proves the undo, not luck.
@@ -217,6 +217,9 @@ async fn drive(
     }
     let after = sim.snapshot();
     phases.release = wall.elapsed() - phases.timeline;
+    // In the scenario's order, whenever each was checked; the undo check last.
+    outcomes.sort_by_key(|(i, _)| *i);
+    let mut outcomes: Vec<_> = outcomes.into_iter().map(|(_, o)| o).collect();
     outcomes.push(check::restored(&before, &after));
     let runs_after = check::runs(journal.as_ref())
         .await
