@@ -21,8 +21,7 @@ const RUN_CALLS: usize = 10;
 
 /// The world as the running process left it so far: None before the finding is seeded.
 fn seeded_world(c: &Cordon) -> Option<Value> {
-    let w = cordon_simulator::SimCloud::load(&c.world_path()).ok()?;
-    let w = serde_json::to_value(w).ok()?;
+    let w = common::world_at(&c.world_path());
     w["accounts"][ACCOUNT].is_object().then_some(w)
 }
 

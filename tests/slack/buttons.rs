@@ -23,11 +23,7 @@ fn approve_value(seen: &fake::Seen, id: &str) -> String {
 #[test]
 fn a_click_on_another_plan_than_the_runs_decides_nothing() {
     let c = Cordon::new();
-    let (slack_url, seen) = fake::start();
-    let pb = c.playbook_dir("ask", ASK_PLAYBOOK);
-    let s = serve(&c, &slack_url, &pb);
-    let id = s.event(&fixture_json(DEMO));
-    s.state(&c, &id, "waiting_approval");
+    let (seen, s, id) = one_run(&c, "ask", ASK_PLAYBOOK, "waiting_approval");
     let value = approve_value(&seen, &id);
     let parts: Vec<&str> = value.split(' ').collect();
     assert_eq!(parts.len(), 3, "RUN STEP PLAN_HASH: {value}");
@@ -64,11 +60,7 @@ fn a_click_on_another_plan_than_the_runs_decides_nothing() {
 #[test]
 fn undo_shows_the_release_plan_and_releases_for_releasers_only() {
     let c = Cordon::new();
-    let (slack_url, seen) = fake::start();
-    let pb = c.playbook_dir("contain", CONTAIN);
-    let s = serve(&c, &slack_url, &pb);
-    let id = s.event(&fixture_json(DEMO));
-    s.state(&c, &id, "succeeded");
+    let (seen, s, id) = one_run(&c, "contain", CONTAIN, "succeeded");
     let isolation = isolation_group(&c).expect("an isolation group");
     assert_eq!(groups(&c), std::slice::from_ref(&isolation));
     let message = run_message_in(&seen, &id, "succeeded");

@@ -57,6 +57,22 @@ impl Drop for Served {
     }
 }
 
+/// A fake Slack, `cordon serve` with `playbook` (YAML, named `name`), and one run of the demo
+/// finding, once it is in `state`. Returns what Slack saw, the server and the run id.
+pub fn one_run(
+    c: &Cordon,
+    name: &str,
+    playbook: &str,
+    state: &str,
+) -> (crate::fake::Seen, Served, String) {
+    let (slack_url, seen) = crate::fake::start();
+    let pb = c.playbook_dir(name, playbook);
+    let s = serve(c, &slack_url, &pb);
+    let id = s.event(&crate::common::fixture_json(DEMO));
+    s.state(c, &id, state);
+    (seen, s, id)
+}
+
 pub fn serve(c: &Cordon, slack_url: &str, playbooks: &str) -> Served {
     serve_with(c, slack_url, playbooks, &[])
 }

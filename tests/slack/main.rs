@@ -104,11 +104,7 @@ fn unsigned_forged_and_stale_requests_are_refused_with_401() {
 #[test]
 fn a_slash_command_approves_and_another_releases() {
     let c = Cordon::new();
-    let (slack_url, seen) = fake::start();
-    let pb = c.playbook_dir("ask", ASK_PLAYBOOK);
-    let s = serve(&c, &slack_url, &pb);
-    let id = s.event(&fixture_json(DEMO));
-    s.state(&c, &id, "waiting_approval");
+    let (seen, s, id) = one_run(&c, "ask", ASK_PLAYBOOK, "waiting_approval");
     let before = groups(&c);
 
     // The approval request reached Slack with buttons and what will change.
@@ -201,11 +197,7 @@ fn a_slash_command_approves_and_another_releases() {
 #[test]
 fn a_button_click_approves_once_and_a_strangers_click_is_refused() {
     let c = Cordon::new();
-    let (slack_url, seen) = fake::start();
-    let pb = c.playbook_dir("ask", ASK_PLAYBOOK);
-    let s = serve(&c, &slack_url, &pb);
-    let id = s.event(&fixture_json(DEMO));
-    s.state(&c, &id, "waiting_approval");
+    let (seen, s, id) = one_run(&c, "ask", ASK_PLAYBOOK, "waiting_approval");
     let posted = wait_for(&seen, "chat.postMessage", |v| v["blocks"].is_array());
     let value = button(&posted, "cordon_approve")["value"]
         .as_str()

@@ -94,11 +94,7 @@ fn a_rate_limited_message_waits_for_retry_after() {
 #[test]
 fn a_run_has_one_message_posted_once_and_updated_in_place() {
     let c = Cordon::new();
-    let (slack_url, seen) = fake::start();
-    let pb = c.playbook_dir("ask", ASK_PLAYBOOK);
-    let s = serve(&c, &slack_url, &pb);
-    let id = s.event(&fixture_json(DEMO));
-    s.state(&c, &id, "waiting_approval");
+    let (seen, s, id) = one_run(&c, "ask", ASK_PLAYBOOK, "waiting_approval");
     let first = run_message_in(&seen, &id, "waiting_approval");
     let value = button(&first, "cordon_approve")["value"]
         .as_str()

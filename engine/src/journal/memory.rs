@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{is_open, Admission, Entry, Inserted, Journal, JournalError, Result};
+use super::{encode, is_open, Admission, Entry, Inserted, Journal, JournalError, Result};
 use crate::run::Run;
 
 /// A journal in memory. Every call completes without waiting.
@@ -37,10 +37,6 @@ impl MemoryJournal {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-fn encode(run: &Run) -> Result<Vec<u8>> {
-    serde_json::to_vec(run).map_err(|e| JournalError::Storage(e.to_string()))
 }
 
 #[async_trait]

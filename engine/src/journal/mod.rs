@@ -141,3 +141,8 @@ pub trait Journal: Send + Sync {
 
 #[cfg(test)]
 pub(crate) mod contract;
+
+/// A record as the journals store it: compact JSON. Errors: [`JournalError::Storage`].
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| JournalError::Storage(e.to_string()))
+}

@@ -31,7 +31,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
-use super::{is_open, Admission, Entry, Inserted, Journal, JournalError, Result};
+use super::{encode, is_open, Admission, Entry, Inserted, Journal, JournalError, Result};
 use serde_json::Value;
 
 use crate::run::{Run, RunState, StepRecord, Trigger};
@@ -69,10 +69,6 @@ fn timeline_key(run: &str, version: u64) -> Vec<u8> {
 
 fn storage(e: impl std::fmt::Display) -> JournalError {
     JournalError::Storage(e.to_string())
-}
-
-fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(storage)
 }
 
 /// The part of a run that changes after creation, as written.
