@@ -247,4 +247,9 @@ pub struct DrillArgs {
     /// Seed of the run ids (same scenario and seed, same report bytes).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Facilitator mode, on a terminal: the drill stops at each injected finding and each
+    /// step waiting for approval, shows what cordon is about to do and why, and the room
+    /// decides (the scenario's scripted approvals are skipped). The report names who decided.
+    #[arg(long)]
+    pub interactive: bool,
 }

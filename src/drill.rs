@@ -1,5 +1,8 @@
-//! `cordon drill SCENARIO.yaml [--report FILE.md|.html|.json|.xml] [--seed N]`: a tabletop drill on the simulator
-//! (never a real cloud) and a virtual clock; see `cordon_simulator::drill`.
+//! `cordon drill SCENARIO.yaml [--report FILE.md|.html|.json|.xml] [--seed N] [--interactive]`:
+//! a tabletop drill on the simulator (never a real cloud) and a virtual clock; see
+//! `cordon_simulator::drill`.
+
+use std::io::IsTerminal as _;
 
 use anyhow::Context as _;
 use cordon_simulator::drill;
@@ -7,6 +10,7 @@ use cordon_simulator::drill;
 use crate::app::App;
 use crate::args::{CloudKind, DrillArgs};
 use crate::out::{errln, outln};
+use crate::room::Terminal;
 
 /// Runs the drill and writes its report. Exit 0 when every expectation is met, 1 when one is
 /// missed (each named on stderr), 2 when the scenario or the playbooks are wrong.
@@ -14,9 +18,16 @@ use crate::out::{errln, outln};
 /// The playbooks: `--playbooks` (or `CORDON_PLAYBOOKS`) when given, so a team can rehearse its
 /// own set with a shipped scenario; else the scenario's `playbooks:`; else `playbooks/` above
 /// the scenario's folder (where the shipped drills live).
+///
+/// `--interactive` needs a terminal on stdin and stdout (the room reads and types there); it
+/// exits 2 otherwise, and 2 when the room leaves (end of input) before the drill ends.
 pub fn drill(app: &App, args: &DrillArgs) -> anyhow::Result<i32> {
     if app.global.cloud == Some(CloudKind::Aws) {
         errln!("error: --cloud aws: a drill runs on the simulated organization only, never on a real cloud");
+        return Ok(2);
+    }
+    if args.interactive && !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        errln!("error: --interactive needs a terminal on stdin and stdout: the room answers there (without it, the scenario's scripted decisions apply)");
         return Ok(2);
     }
     let mut loaded = match drill::load(&args.scenario) {
@@ -29,7 +40,12 @@ pub fn drill(app: &App, args: &DrillArgs) -> anyhow::Result<i32> {
     if let Some(dir) = &app.global.playbooks {
         loaded.playbooks = dir.clone();
     }
-    let report = match drill::run(&loaded, args.seed) {
+    let result = if args.interactive {
+        drill::run_interactive(&loaded, args.seed, &mut Terminal::new())
+    } else {
+        drill::run(&loaded, args.seed)
+    };
+    let report = match result {
         Ok(r) => r,
         Err(e @ drill::DrillError::Engine(_)) => return Err(e.into()),
         Err(e) => {

@@ -9,6 +9,7 @@ mod embedded;
 mod out;
 mod remote;
 mod render;
+mod room;
 mod server;
 
 use std::io::IsTerminal;

@@ -71,6 +71,12 @@ pub fn line(args: fmt::Arguments<'_>) -> Result<()> {
     write_stdout(&bytes)
 }
 
+/// Prints a question on stdout without a newline (the answer is typed after it), escaped with
+/// [`printable`].
+pub fn prompt(text: &str) -> Result<()> {
+    write_stdout(printable(text).as_bytes())
+}
+
 /// Prints `value` as pretty JSON (serde escapes control characters in strings).
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value)?;

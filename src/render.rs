@@ -222,6 +222,7 @@ pub fn run(run: &Run, timeline: &[Entry]) -> Result<()> {
     }
     outln!("steps:")?;
     steps(run)?;
+    evidence(run)?;
     outln!("timeline:")?;
     for e in timeline {
         outln!(
@@ -231,6 +232,25 @@ pub fn run(run: &Run, timeline: &[Entry]) -> Result<()> {
             e.step.as_deref().unwrap_or(""),
             e.what
         )?;
+    }
+    Ok(())
+}
+
+/// Each step's state read before its change (what release restores) and read back after it
+/// (the proof), as journaled.
+fn evidence(run: &Run) -> Result<()> {
+    let read = |st: &&cordon_engine::run::StepRecord| st.prepared.is_some() || st.proof.is_some();
+    if !run.steps.iter().any(|st| read(&st)) {
+        return Ok(());
+    }
+    outln!("evidence (read before each change, and read back after it):")?;
+    for st in run.steps.iter().filter(read) {
+        if let Some(v) = &st.prepared {
+            outln!("  {:<16} before  {v}", st.id)?;
+        }
+        if let Some(v) = &st.proof {
+            outln!("  {:<16} after   {v}", st.id)?;
+        }
     }
     Ok(())
 }

@@ -220,3 +220,38 @@ fn explain_without_an_event_explains_the_built_in_finding() {
         .expect("isolate-ec2-instance explained");
     assert_eq!(isolate["outcome"]["outcome"], "run", "{isolate}");
 }
+
+/// `runs show` without `--json` prints what each step read before its change and read back
+/// after it: a responder checks the proof without reaching for jq.
+#[test]
+fn runs_show_prints_each_steps_pre_state_and_proof() {
+    let c = Cordon::new();
+    c.ok(&["run", "--cloud", "sim"], 0);
+    let run = c.run_of("isolate-ec2-instance");
+    let id = run["id"].as_str().unwrap();
+    let isolate = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["action"] == "ec2.isolate_instance")
+        .expect("an isolation step");
+    let (before, after) = (
+        isolate["prepared"].to_string(),
+        isolate["proof"].to_string(),
+    );
+    assert!(before.contains("sg-"), "{before}");
+    let shown = c.ok(&["runs", "show", id], 0);
+    let step = isolate["id"].as_str().unwrap();
+    assert!(
+        shown.contains("evidence (read before each change, and read back after it):"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("  {step:<16} before  {before}")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("  {step:<16} after   {after}")),
+        "{shown}"
+    );
+}

@@ -450,6 +450,19 @@ fn dry_run_plans_without_acting_or_journaling() {
     assert_eq!(plan["playbook"], "isolate-ec2-instance");
     assert_eq!(plan["steps"][1]["action"], "ec2.isolate_instance");
     assert_eq!(plan["steps"][1]["params"]["instance"], DEMO_INSTANCE);
+    // A parameter made from an earlier step's output is shown as its template, not as an error.
+    let text = &plan["steps"][2]["params"]["text"];
+    assert_eq!(
+        text["after_steps"],
+        json!(["isolate", "snapshot"]),
+        "{plan}"
+    );
+    assert!(
+        text["at_run_time"]
+            .as_str()
+            .is_some_and(|t| t.contains("${steps.isolate.output.instance}")),
+        "{plan}"
+    );
     assert!(
         !c.path().join(".cordon").exists(),
         "a dry run writes nothing"

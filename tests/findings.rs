@@ -290,11 +290,13 @@ fn a_template_reading_a_missing_field_fails_the_step() {
         ],
         0,
     );
-    let not_rendered = plan[0]["steps"][0]["params"]["not_rendered"]
+    let not_rendered = plan[0]["steps"][0]["params"]["user"]["not_rendered"]
         .as_str()
         .unwrap_or("");
     assert!(
-        not_rendered.contains("${finding.user_name}") && not_rendered.contains("the value is ()"),
+        not_rendered.starts_with("parameter `user`: ")
+            && not_rendered.contains("${finding.user_name}")
+            && not_rendered.contains("the value is ()"),
         "{plan}"
     );
 

@@ -178,3 +178,67 @@ async fn serve_intake_refuses_a_drill_marked_finding() {
     let d = deliver(&dispatcher, &event, Instant::now(), &|_| {}).await;
     assert_eq!(d.verdict.label(), "accepted");
 }
+
+#[test]
+fn an_interactive_room_decides_at_the_moment_a_step_waits_and_the_report_names_it() {
+    let loaded = drill::load(&shipped("access-key-outside-aws.yaml")).unwrap();
+    let mut room = drill::room::Scripted::new(room_answers());
+    let report = drill::run_interactive(&loaded, 7, &mut room).unwrap();
+    assert_eq!(
+        room.asked,
+        [
+            "finding UnauthorizedAccess:IAMUser/MaliciousIPCaller",
+            "approval contain-iam-user-key/ask"
+        ],
+        "{}",
+        report.markdown()
+    );
+    let line = |event: &str| {
+        report
+            .timeline
+            .iter()
+            .find(|l| l.line.event == event)
+            .unwrap_or_else(|| panic!("no {event} in {}", report.markdown()))
+    };
+    let decided = line("room decision");
+    assert_eq!(
+        (decided.at.as_str(), decided.line.actor.as_str()),
+        ("T+1m00s", "dana")
+    );
+    // The room approved when the step started waiting, not at the script's T+11m, whose
+    // approval is skipped and said so.
+    let approve = line("approve");
+    assert_eq!(approve.line.actor, "erin");
+    assert_ne!(approve.at, "T+11m00s");
+    assert!(report.timeline.iter().any(|l| l.line.outcome
+        == "scripted approval of contain-iam-user-key/ask by alice skipped: the room decides"));
+    // Same room, same answers: the same report.
+    let mut again = drill::room::Scripted::new(room_answers());
+    let second = drill::run_interactive(&loaded, 7, &mut again).unwrap();
+    assert_eq!(report.json(), second.json());
+}
+
+/// The room lets cordon act (dana), then approves (erin).
+fn room_answers() -> [drill::Verdict; 2] {
+    [
+        drill::Verdict {
+            go: true,
+            by: "dana".into(),
+        },
+        drill::Verdict {
+            go: true,
+            by: "erin".into(),
+        },
+    ]
+}
+
+#[test]
+fn a_room_that_leaves_stops_the_drill_naming_the_moment() {
+    let loaded = drill::load(&shipped("c2-instance.yaml")).unwrap();
+    let mut room = drill::room::Scripted::new([]);
+    let err = drill::run_interactive(&loaded, 7, &mut room).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the drill stopped at T+2m00s: the room gave no answer (end of input)"
+    );
+}

@@ -370,7 +370,7 @@ pub(super) fn render_params(
     Ok(out)
 }
 
-fn render(
+pub(super) fn render(
     sandbox: &crate::script::Sandbox,
     t: &ParamTemplate,
     ctx: &Context,

@@ -3,9 +3,9 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::drive::render_params;
+use super::drive::render;
 use crate::event::FindingEvent;
-use crate::playbook::PlaybookRef;
+use crate::playbook::{ParamTemplate, PlaybookRef};
 use crate::script::{Context, Sandbox};
 
 /// A planned run.
@@ -35,9 +35,23 @@ pub struct PlannedStep {
     /// Its `when`, if any (evaluated at run time, after earlier steps).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub when: Option<String>,
-    /// Parameters rendered from the finding, or why they cannot be yet (e.g. they use an earlier
-    /// step's output).
+    /// Parameters rendered from the finding. A parameter that reads an earlier step's output
+    /// is `{"at_run_time": TEMPLATE, "after_steps": [STEP ID...]}`; one that fails to render is
+    /// `{"not_rendered": "parameter `NAME`: ERROR"}` (the run would fail that step).
     pub params: Value,
+}
+
+/// One parameter as planned: rendered, or the template when it reads an earlier step's output
+/// (known only once that step ran), or why it does not render.
+fn planned(sandbox: &Sandbox, name: &str, t: &ParamTemplate, ctx: &Context) -> Value {
+    if let ParamTemplate::Text(t) = t {
+        let after = t.step_refs();
+        if !after.is_empty() {
+            return json!({"at_run_time": t.source(), "after_steps": after});
+        }
+    }
+    render(sandbox, t, ctx)
+        .unwrap_or_else(|e| json!({"not_rendered": format!("parameter `{name}`: {e}")}))
 }
 
 /// The plan of `playbook` for this finding: nothing is called, nothing is journaled.
@@ -53,10 +67,12 @@ pub fn plan(sandbox: &Sandbox, playbook: &PlaybookRef, fe: &FindingEvent) -> Pla
             action: s.action.meta().id.to_string(),
             approve: s.approve,
             when: s.when.as_ref().map(|w| w.source().to_string()),
-            params: match render_params(sandbox, &s.with, &ctx) {
-                Ok(p) => Value::Object(p),
-                Err(e) => json!({"not_rendered": e}),
-            },
+            params: Value::Object(
+                s.with
+                    .iter()
+                    .map(|(k, t)| (k.clone(), planned(sandbox, k, t, &ctx)))
+                    .collect(),
+            ),
         })
         .collect();
     Plan {

@@ -22,10 +22,12 @@ pub mod gate;
 pub mod html;
 pub mod network;
 pub mod report;
+pub mod room;
 pub mod run;
 pub mod scenario;
 mod world;
 
 pub use report::Report;
-pub use run::{run, run_timed, DrillError, Phases};
+pub use room::{Room, Verdict};
+pub use run::{run, run_interactive, run_timed, DrillError, Phases};
 pub use scenario::{load, Loaded, ScenarioError};

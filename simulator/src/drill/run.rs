@@ -8,23 +8,25 @@ use std::time::Instant;
 
 use cordon_engine::clock::{Clock, VirtualClock};
 use cordon_engine::cloud::Cloud;
-use cordon_engine::dispatch::{Dispatcher, Limits};
+use cordon_engine::dispatch::{Dispatcher, Limits, RunUpdate};
 use cordon_engine::event::{self, Parsed};
 use cordon_engine::ids::SeededIds;
 use cordon_engine::intake::DRILL_MARKER;
-use cordon_engine::journal::{Admission, Journal, MemoryJournal};
+use cordon_engine::journal::{Admission, MemoryJournal};
 use cordon_engine::playbook::PlaybookSet;
-use cordon_engine::run::Trigger;
+use cordon_engine::run::{RunState, StepState, Trigger};
 use cordon_engine::runner::Runner;
 use cordon_engine::script::{Limits as ScriptLimits, Sandbox};
 use serde_json::Value;
+use tokio::sync::broadcast;
 
 use super::attacker::Attempt;
 use super::check::{self, Injected};
 use super::faults;
 use super::gate::Gate;
 use super::report::{self, Line, Report};
-use super::scenario::{Loaded, ScenarioError};
+use super::room::{self, ApprovalAsk, FindingAsk, Room};
+use super::scenario::{Decide, Loaded, ScenarioError};
 use super::world;
 use crate::SimCloud;
 
@@ -52,6 +54,9 @@ pub enum DrillError {
     /// The engine failed (journal, runtime).
     #[error("drill: {0}")]
     Engine(String),
+    /// The room of an interactive drill left (end of input) before the drill ended.
+    #[error("the drill stopped at {0}: the room gave no answer (end of input)")]
+    RoomLeft(String),
 }
 
 /// Wall-clock time of a drill's phases (for the benchmark; never in the report, which stays
@@ -74,6 +79,28 @@ pub fn run(loaded: &Loaded, seed: u64) -> Result<Report, DrillError> {
 
 /// [`run`], with the wall-clock time of each phase.
 pub fn run_timed(loaded: &Loaded, seed: u64) -> Result<(Report, Phases), DrillError> {
+    run_with(loaded, seed, None)
+}
+
+/// [`run`] in facilitator mode: the virtual clock stops at each injected finding that would
+/// start a run and at each step that waits for approval, and `room` decides (see
+/// [`Room`]). The scenario's scripted `approve`/`deny` entries are skipped (the room decides
+/// instead), and the report names who decided what.
+///
+/// Errors: as [`run`], and [`DrillError::RoomLeft`] when the room answers nothing.
+pub fn run_interactive(
+    loaded: &Loaded,
+    seed: u64,
+    room: &mut dyn Room,
+) -> Result<Report, DrillError> {
+    run_with(loaded, seed, Some(room)).map(|(r, _)| r)
+}
+
+fn run_with(
+    loaded: &Loaded,
+    seed: u64,
+    room: Option<&mut dyn Room>,
+) -> Result<(Report, Phases), DrillError> {
     let sandbox = Arc::new(Sandbox::new(ScriptLimits::default()));
     let set = PlaybookSet::load_dir(&loaded.playbooks, &sandbox).map_err(|errors| {
         DrillError::Playbooks {
@@ -93,7 +120,7 @@ pub fn run_timed(loaded: &Loaded, seed: u64) -> Result<(Report, Phases), DrillEr
                     .start_paused(true)
                     .build()
                     .map_err(|e| DrillError::Engine(e.to_string()))?;
-                rt.block_on(drive(loaded, seed, set, sandbox))
+                rt.block_on(drive(loaded, seed, set, sandbox, room))
             })
             .join()
     })
@@ -111,6 +138,7 @@ async fn drive(
     seed: u64,
     set: PlaybookSet,
     sandbox: Arc<Sandbox>,
+    room: Option<&mut dyn Room>,
 ) -> Result<(Report, Phases), DrillError> {
     let wall = std::time::Instant::now();
     let mut phases = Phases::default();
@@ -138,6 +166,10 @@ async fn drive(
     let dispatcher = Dispatcher::new(runner, Limits::default());
     let engine = |e: &dyn std::fmt::Display| DrillError::Engine(e.to_string());
     dispatcher.start().await.map_err(|e| engine(&e))?;
+    let mut floor = room.map(|room| Floor {
+        room,
+        updates: dispatcher.subscribe(),
+    });
 
     let mut moments = Vec::new();
     let at = |text: &str| cordon_engine::clock::parse_duration(text).unwrap_or_default();
@@ -158,7 +190,10 @@ async fn drive(
     let mut attempts: Vec<Attempt> = Vec::new();
     let mut outcomes = Vec::new();
     for (when, _, moment) in moments {
-        tokio::time::sleep_until(origin + when).await;
+        match floor.as_mut() {
+            Some(f) => f.wait(origin + when, &dispatcher, &mut lines).await?,
+            None => tokio::time::sleep_until(origin + when).await,
+        }
         let now = clock.now_ms();
         match moment {
             Moment::Timeline(i) => {
@@ -168,8 +203,14 @@ async fn drive(
                     attempts.push(attempt);
                     continue;
                 }
-                let line = act(loaded, i, &dispatcher, journal.as_ref(), &mut injected, now).await;
-                lines.push(line);
+                let mut acting = Acting {
+                    dispatcher: &dispatcher,
+                    floor: floor.as_mut(),
+                    lines: &mut lines,
+                    injected: &mut injected,
+                    now,
+                };
+                act(loaded, i, &mut acting).await?;
             }
             Moment::Expect(i) => {
                 let runs = check::runs(journal.as_ref())
@@ -184,8 +225,12 @@ async fn drive(
             }
         }
     }
-    // Expectations without `by` are checked once every run has stopped.
-    dispatcher.idle().await;
+    // Expectations without `by` are checked once every run has stopped (in an interactive
+    // drill: and the room decided every waiting step).
+    match floor.as_mut() {
+        Some(f) => f.settle(&dispatcher, &mut lines).await?,
+        None => dispatcher.idle().await,
+    }
     let runs = check::runs(journal.as_ref())
         .await
         .map_err(|e| engine(&e))?;
@@ -269,14 +314,17 @@ fn expect(
     check::expectation(&s.expect[i], i, &ctx)
 }
 
-async fn act(
-    loaded: &Loaded,
-    i: usize,
-    dispatcher: &Dispatcher,
-    journal: &dyn Journal,
-    injected: &mut Vec<Injected>,
+/// What a timeline entry acts with.
+struct Acting<'a, 'r> {
+    dispatcher: &'a Dispatcher,
+    floor: Option<&'a mut Floor<'r>>,
+    lines: &'a mut Vec<Line>,
+    injected: &'a mut Vec<Injected>,
     now: u64,
-) -> Line {
+}
+
+async fn act(loaded: &Loaded, i: usize, a: &mut Acting<'_, '_>) -> Result<(), DrillError> {
+    let now = a.now;
     let e = &loaded.scenario.timeline[i];
     if let (Some(inject), Some(event)) = (&e.inject, &loaded.events[i]) {
         // Checked at load: it parses.
@@ -287,60 +335,122 @@ async fn act(
                 Value::String(loaded.scenario.name.clone()),
             );
         }
-        return inject_one(dispatcher, inject, event, injected, now).await;
+        return inject_one(a, inject, event).await;
     }
     let (d, approved) = match (&e.approve, &e.deny) {
         (Some(d), _) => (d, true),
         (_, Some(d)) => (d, false),
-        _ => return Line::note(now, "nothing to do"),
+        _ => {
+            a.lines.push(Line::note(now, "nothing to do"));
+            return Ok(());
+        }
     };
+    if a.floor.is_some() {
+        let verb = if approved { "approval" } else { "denial" };
+        a.lines.push(Line::note(
+            now,
+            &format!(
+                "scripted {verb} of {}/{} by {} skipped: the room decides",
+                d.playbook, d.step, d.by
+            ),
+        ));
+        return Ok(());
+    }
+    let journal = a.dispatcher.runner().journal();
     let runs = check::runs(journal).await.unwrap_or_default();
     let Some(run) = runs.iter().rev().find(|r| r.playbook == d.playbook) else {
-        return Line::decision(
+        a.lines.push(Line::decision(
             now,
             d,
             approved,
             None,
             Err(format!("no run of {}", d.playbook)),
-        );
+        ));
+        return Ok(());
     };
-    let result = dispatcher
+    let result = a
+        .dispatcher
         .decide(&run.id, &d.step, approved, &d.by)
         .await
         .map(|s| s.as_str().to_string())
         .map_err(|e| e.to_string());
-    Line::decision(now, d, approved, Some(run), result)
+    a.lines
+        .push(Line::decision(now, d, approved, Some(run), result));
+    Ok(())
 }
 
 async fn inject_one(
-    dispatcher: &Dispatcher,
+    a: &mut Acting<'_, '_>,
     inject: &super::scenario::Inject,
     event: Value,
-    injected: &mut Vec<Injected>,
-    now: u64,
-) -> Line {
+) -> Result<(), DrillError> {
+    let (now, dispatcher) = (a.now, a.dispatcher);
     let findings = match event::parse_value(event) {
         Ok(Parsed::Findings(b)) if !b.findings.is_empty() => b.findings,
-        Ok(_) => return Line::note(now, "injected event carries no finding"),
-        Err(e) => return Line::note(now, &format!("injected event refused: {e}")),
+        Ok(_) => {
+            a.lines
+                .push(Line::note(now, "injected event carries no finding"));
+            return Ok(());
+        }
+        Err(e) => {
+            a.lines
+                .push(Line::note(now, &format!("injected event refused: {e}")));
+            return Ok(());
+        }
+    };
+    let by = inject.by.clone().unwrap_or_else(|| "responder".into());
+    let named = match &inject.playbook {
+        Some(p) => match dispatcher.runner().playbooks().get(p).cloned() {
+            Some(pb) => Some(pb),
+            None => {
+                let f = &findings[0].finding;
+                let mut line = injected_line(now, inject, f, format!("no playbook {p}"));
+                line.actor = "drill".into();
+                a.lines.push(line);
+                return Ok(());
+            }
+        },
+        None => None,
     };
     let mut runs = BTreeSet::new();
     let mut outcome = Vec::new();
+    let mut decisions = Vec::new();
     for fe in &findings {
-        let submitted = match &inject.playbook {
-            Some(p) => match dispatcher.runner().playbooks().get(p).cloned() {
-                Some(pb) => {
-                    let by = inject.by.clone().unwrap_or_else(|| "responder".into());
-                    dispatcher
-                        .start_run(&pb, fe, Trigger::Manual { by }, Admission::Rerun)
-                        .await
-                        .map(|s| vec![s])
+        if let Some(floor) = a.floor.as_deref_mut() {
+            let runner = dispatcher.runner();
+            let proposed = room::proposed(
+                &runner.playbooks(),
+                runner.sandbox(),
+                fe,
+                named.as_ref().map(|p| (p, by.as_str())),
+            );
+            if !proposed.is_empty() {
+                let at = report::at(now);
+                let ask = FindingAsk {
+                    at: &at,
+                    finding: &fe.finding,
+                    proposed: &proposed,
+                };
+                let verdict = floor.room.finding(&ask).ok_or(DrillError::RoomLeft(at))?;
+                decisions.push(room_line(now, &fe.finding, &verdict));
+                if !verdict.go {
+                    outcome.push(format!("held back by {}", verdict.by));
+                    a.injected.push(Injected {
+                        finding: fe.finding.id.clone(),
+                        kind: fe.finding.kind.clone(),
+                        account: fe.finding.account.clone(),
+                        at_ms: now,
+                        runs: Vec::new(),
+                    });
+                    continue;
                 }
-                None => {
-                    outcome.push(format!("no playbook {p}"));
-                    Ok(Vec::new())
-                }
-            },
+            }
+        }
+        let submitted = match &named {
+            Some(pb) => dispatcher
+                .start_run(pb, fe, Trigger::Manual { by: by.clone() }, Admission::Rerun)
+                .await
+                .map(|s| vec![s]),
             None => dispatcher.submit(fe, Instant::now()).await,
         };
         match submitted {
@@ -352,7 +462,7 @@ async fn inject_one(
             }
             Err(e) => outcome.push(e.to_string()),
         }
-        injected.push(Injected {
+        a.injected.push(Injected {
             finding: fe.finding.id.clone(),
             kind: fe.finding.kind.clone(),
             account: fe.finding.account.clone(),
@@ -363,7 +473,18 @@ async fn inject_one(
     if outcome.is_empty() {
         outcome.push("no playbook matched".into());
     }
-    let f = &findings[0].finding;
+    a.lines.extend(decisions);
+    let line = injected_line(now, inject, &findings[0].finding, outcome.join("; "));
+    a.lines.push(line);
+    Ok(())
+}
+
+fn injected_line(
+    now: u64,
+    inject: &super::scenario::Inject,
+    f: &cordon_engine::Finding,
+    outcome: String,
+) -> Line {
     Line {
         at_ms: now,
         event: "finding injected".into(),
@@ -375,7 +496,164 @@ async fn inject_one(
             .first()
             .map(|r| r.id.clone())
             .unwrap_or_default(),
-        outcome: outcome.join("; "),
+        outcome,
         actor: "drill".into(),
+    }
+}
+
+/// The room's decision on a finding, as a timeline line.
+fn room_line(now: u64, f: &cordon_engine::Finding, v: &room::Verdict) -> Line {
+    Line {
+        at_ms: now,
+        event: "room decision".into(),
+        playbook: String::new(),
+        step: String::new(),
+        account: f.account.clone(),
+        resource: f
+            .resources
+            .first()
+            .map(|r| r.id.clone())
+            .unwrap_or_default(),
+        outcome: if v.go {
+            format!("cordon acts on {}", f.kind)
+        } else {
+            format!("held back: cordon does not act on {}", f.kind)
+        },
+        actor: v.by.clone(),
+    }
+}
+
+/// The room of an interactive drill, and the run updates it listens to.
+struct Floor<'r> {
+    room: &'r mut dyn Room,
+    updates: broadcast::Receiver<RunUpdate>,
+}
+
+impl Floor<'_> {
+    /// Sleeps (virtual time) until `deadline`, stopping the clock for the room at each step
+    /// that starts waiting for approval meanwhile.
+    async fn wait(
+        &mut self,
+        deadline: tokio::time::Instant,
+        dispatcher: &Dispatcher,
+        lines: &mut Vec<Line>,
+    ) -> Result<(), DrillError> {
+        loop {
+            tokio::select! {
+                biased;
+                update = self.updates.recv() => match update {
+                    Ok(u) if u.settled && u.state == RunState::WaitingApproval => {
+                        self.approvals(&u.run_id, dispatcher, lines).await?;
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        self.every_waiting(dispatcher, lines).await?;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        tokio::time::sleep_until(deadline).await;
+                        return Ok(());
+                    }
+                },
+                () = tokio::time::sleep_until(deadline) => return Ok(()),
+            }
+        }
+    }
+
+    /// Waits until no run is being driven and the room has decided every waiting step.
+    async fn settle(
+        &mut self,
+        dispatcher: &Dispatcher,
+        lines: &mut Vec<Line>,
+    ) -> Result<(), DrillError> {
+        loop {
+            loop {
+                tokio::select! {
+                    biased;
+                    update = self.updates.recv() => match update {
+                        Ok(u) if u.settled && u.state == RunState::WaitingApproval => {
+                            self.approvals(&u.run_id, dispatcher, lines).await?;
+                        }
+                        _ => {}
+                    },
+                    () = dispatcher.idle() => break,
+                }
+            }
+            if !self.every_waiting(dispatcher, lines).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Asks the room about every run waiting for approval; returns whether there was one.
+    async fn every_waiting(
+        &mut self,
+        dispatcher: &Dispatcher,
+        lines: &mut Vec<Line>,
+    ) -> Result<bool, DrillError> {
+        let journal = dispatcher.runner().journal();
+        let runs = check::runs(journal)
+            .await
+            .map_err(|e| DrillError::Engine(e.to_string()))?;
+        let mut any = false;
+        for run in runs.iter().filter(|r| r.state == RunState::WaitingApproval) {
+            any = true;
+            self.approvals(&run.id, dispatcher, lines).await?;
+        }
+        Ok(any)
+    }
+
+    /// Asks the room about run `id`'s waiting step until it no longer waits (approved by
+    /// enough people, denied), telling the room why a decision was refused.
+    async fn approvals(
+        &mut self,
+        id: &str,
+        dispatcher: &Dispatcher,
+        lines: &mut Vec<Line>,
+    ) -> Result<(), DrillError> {
+        let now = dispatcher.runner().clock().now_ms();
+        loop {
+            let run = match dispatcher.runner().journal().get(id).await {
+                Ok(Some(run)) => run,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(DrillError::Engine(e.to_string())),
+            };
+            let waiting = run
+                .steps
+                .iter()
+                .find(|s| s.state == StepState::WaitingApproval);
+            let (RunState::WaitingApproval, Some(step)) = (run.state, waiting) else {
+                return Ok(());
+            };
+            let at = report::at(now);
+            let ask = ApprovalAsk {
+                at: &at,
+                run: &run,
+                step,
+            };
+            let verdict = self.room.approval(&ask).ok_or(DrillError::RoomLeft(at))?;
+            let result = dispatcher
+                .decide(&run.id, &step.id, verdict.go, &verdict.by)
+                .await
+                .map(|s| s.as_str().to_string())
+                .map_err(|e| e.to_string());
+            match &result {
+                Err(e) => self.room.tell(&format!("refused: {e}")),
+                Ok(state) if state == RunState::WaitingApproval.as_str() => {
+                    self.room.tell(&format!(
+                        "{} approved; step {} needs {} approvals",
+                        verdict.by,
+                        step.id,
+                        step.approvals_needed()
+                    ))
+                }
+                Ok(_) => {}
+            }
+            let d = Decide {
+                playbook: run.playbook.clone(),
+                step: step.id.clone(),
+                by: verdict.by.clone(),
+            };
+            lines.push(Line::decision(now, &d, verdict.go, Some(&run), result));
+        }
     }
 }
