@@ -102,11 +102,23 @@ pub fn plans(plans: &[Value], findings: usize) -> Result<()> {
                 outln!("      when {}", s(w).trim())?;
             }
             for (k, v) in st["params"].as_object().into_iter().flatten() {
-                outln!("      {k}: {}", s(v))?;
+                outln!("      {k}: {}", param(v))?;
             }
         }
     }
     Ok(())
+}
+
+/// A planned parameter: its value, or, when it is made from an earlier step's output, its
+/// template and the steps it waits for (see `cordon_engine::runner::PlannedStep::params`).
+pub fn param(v: &Value) -> String {
+    match (v.get("at_run_time"), v.get("after_steps")) {
+        (Some(Value::String(t)), Some(Value::Array(after))) => {
+            let after: Vec<String> = after.iter().map(s).collect();
+            format!("{t}  (filled in at run time, after {})", after.join(", "))
+        }
+        _ => s(v),
+    }
 }
 
 pub fn run_report(report: &[Value], findings: usize) -> Result<()> {

@@ -9,6 +9,7 @@ use cordon_simulator::drill::room::{ApprovalAsk, FindingAsk, Room, Verdict};
 use serde_json::Value;
 
 use crate::out::{self, outln};
+use crate::render::param;
 
 /// A [`Room`] on this process's terminal: questions on stdout, answers from stdin, one line each.
 pub struct Terminal {
@@ -63,11 +64,6 @@ impl Default for Terminal {
     }
 }
 
-/// Parameters on one line: `{"instance_id":"i-0abc"}`.
-fn compact(v: &Value) -> String {
-    serde_json::to_string(v).unwrap_or_default()
-}
-
 impl Room for Terminal {
     fn finding(&mut self, ask: &FindingAsk<'_>) -> Option<Verdict> {
         let f = ask.finding;
@@ -101,12 +97,14 @@ impl Room for Terminal {
                     .map(|w| format!(" when {w}"))
                     .unwrap_or_default();
                 self.say(&format!(
-                    "    {}. {} {}{approval}{when} {}",
+                    "    {}. {} {}{approval}{when}",
                     n + 1,
                     s.id,
-                    s.action,
-                    compact(&s.params)
+                    s.action
                 ));
+                for (k, v) in s.params.as_object().into_iter().flatten() {
+                    self.say(&format!("         {k}: {}", param(v)));
+                }
             }
         }
         self.verdict("Let cordon act? [y/n] ")
@@ -120,8 +118,8 @@ impl Room for Terminal {
             "run {} of {} in account {} waits at step {} ({})",
             run.id, run.playbook, run.account, step.id, step.action
         ));
-        if let Some(p) = &step.params {
-            self.say(&format!("  parameters: {}", compact(p)));
+        for (k, v) in step.params.iter().flat_map(|p| p.as_object()).flatten() {
+            self.say(&format!("  {k}: {}", param(v)));
         }
         let so_far: Vec<&str> = step.approvals.iter().map(|d| d.by.as_str()).collect();
         self.say(&format!(
