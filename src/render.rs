@@ -16,6 +16,44 @@ fn s(v: &Value) -> String {
     }
 }
 
+/// A trigger's conditions, `ok` or `NO` each; a trigger with `$or` alternatives lists each
+/// alternative on its own, since it matches when every condition of one of them held.
+fn conditions(list: &[Value]) -> Result<()> {
+    let branch = |c: &Value| c["branch"].as_u64().unwrap_or(0);
+    let alternatives = list.iter().map(branch).max().map_or(0, |m| m + 1);
+    for b in 0..alternatives {
+        let mine: Vec<&Value> = list.iter().filter(|c| branch(c) == b).collect();
+        let indent = if alternatives > 1 {
+            let held = mine.iter().all(|c| c["matched"] == Value::Bool(true));
+            let verdict = if held {
+                "every condition held"
+            } else {
+                "not all held"
+            };
+            outln!(
+                "              alternative {} of {alternatives}: {verdict}",
+                b + 1
+            )?;
+            "  "
+        } else {
+            ""
+        };
+        for c in mine {
+            let mark = if c["matched"] == Value::Bool(true) {
+                "ok "
+            } else {
+                "NO "
+            };
+            outln!(
+                "              {indent}{mark} {} {}",
+                s(&c["path"]),
+                s(&c["expected"])
+            )?;
+        }
+    }
+    Ok(())
+}
+
 pub fn explain(findings: &[Value]) -> Result<()> {
     if findings.is_empty() {
         outln!("no findings")?;
@@ -59,18 +97,7 @@ pub fn explain(findings: &[Value]) -> Result<()> {
                 None => "no match".into(),
             };
             outln!("  playbook  {:<24} {verdict}", s(&p["playbook"]))?;
-            for c in p["conditions"].as_array().into_iter().flatten() {
-                let mark = if c["matched"] == Value::Bool(true) {
-                    "ok "
-                } else {
-                    "NO "
-                };
-                outln!(
-                    "              {mark} {} {}",
-                    s(&c["path"]),
-                    s(&c["expected"])
-                )?;
-            }
+            conditions(p["conditions"].as_array().map_or(&[], Vec::as_slice))?;
         }
     }
     Ok(())

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{fixture, root, Cordon};
+use serde_json::json;
 use serde_json::Value;
 
 #[test]
@@ -219,6 +220,38 @@ fn explain_without_an_event_explains_the_built_in_finding() {
         .find(|p| p["playbook"] == "isolate-ec2-instance")
         .expect("isolate-ec2-instance explained");
     assert_eq!(isolate["outcome"]["outcome"], "run", "{isolate}");
+    // The trigger's `$or` alternatives are explained one by one: the finding (severity 5) fails
+    // the high-severity alternative and matches the threat-list (`.Custom`) one.
+    let condition = |path: &str, expected: &str| {
+        isolate["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["path"] == path && c["expected"].as_str().unwrap().contains(expected))
+            .unwrap_or_else(|| panic!("no {path} {expected} in {isolate}"))
+            .clone()
+    };
+    let severity = condition("detail.severity", ">=");
+    let custom = condition("detail.type", ".Custom");
+    assert_eq!(
+        (&severity["branch"], &severity["matched"]),
+        (&json!(0), &json!(false))
+    );
+    assert_eq!(
+        (&custom["branch"], &custom["matched"]),
+        (&json!(1), &json!(true))
+    );
+    let human = c.ok(&["explain"], 0);
+    let from = human.find("playbook  isolate-ec2-instance").unwrap();
+    let shown = &human[from..];
+    assert!(
+        shown.contains("alternative 1 of 5: not all held\n"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("alternative 2 of 5: every condition held\n"),
+        "{shown}"
+    );
 }
 
 /// `runs show` without `--json` prints what each step read before its change and read back

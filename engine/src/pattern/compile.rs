@@ -84,11 +84,15 @@ impl Pattern {
         self.alternatives.len()
     }
 
-    /// Each leaf condition of every alternative, and whether it held on its own.
+    /// Each leaf condition of every alternative, and whether it held on its own, numbered by
+    /// alternative ([`Condition::branch`]): the pattern matched when every condition of one
+    /// alternative held.
     pub fn explain(&self, event: &Value) -> Vec<Condition> {
         let mut out = Vec::new();
-        for alt in &self.alternatives {
-            explain_fields(&alt.fields, &[event], &mut out);
+        for (branch, alt) in self.alternatives.iter().enumerate() {
+            let mut conditions = Vec::new();
+            explain_fields(&alt.fields, &[event], &mut conditions);
+            out.extend(conditions.into_iter().map(|c| Condition { branch, ..c }));
         }
         out
     }
@@ -201,6 +205,7 @@ fn explain_fields(fields: &[Field], events: &[&Value], out: &mut Vec<Condition>)
                     path: f.path.clone(),
                     expected: leaf.expected.clone(),
                     matched,
+                    branch: 0,
                 };
                 if !out.contains(&c) {
                     out.push(c);

@@ -175,6 +175,36 @@ fn explain_lists_each_condition() {
     assert_eq!(got[0].expected, r#"[{"numeric":[">=",7]}]"#);
 }
 
+/// Each `$or` alternative is explained on its own: a condition that held in one alternative does
+/// not make another look matched, and a field two alternatives share is listed in each.
+#[test]
+fn explain_numbers_each_or_alternative() {
+    let p = compile(&json!({
+        "source": ["aws.guardduty"],
+        "$or": [
+            { "detail": { "severity": [{ "numeric": [">=", 7] }] } },
+            { "detail": { "type": [{ "suffix": ".Custom" }] } }
+        ]
+    }))
+    .expect("compiles");
+    let got = p.explain(
+        &json!({ "source": "aws.guardduty", "detail": { "severity": 5, "type": "X.Custom" } }),
+    );
+    let summary: Vec<(usize, &str, bool)> = got
+        .iter()
+        .map(|c| (c.branch, c.path.as_str(), c.matched))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (0, "detail.severity", false),
+            (0, "source", true),
+            (1, "detail.type", true),
+            (1, "source", true),
+        ]
+    );
+}
+
 #[test]
 fn structural_errors_carry_paths() {
     let e = err(json!({ "source": "aws.guardduty" }));

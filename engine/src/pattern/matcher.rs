@@ -114,12 +114,14 @@ impl PatternSet {
     /// the id is unknown.
     pub fn explain(&self, id: usize, event: &Value) -> Vec<Condition> {
         let mut out: Vec<Condition> = Vec::new();
+        // An id added twice: its patterns' alternatives are numbered on from the first's.
+        let mut first = 0;
         for (_, p) in self.patterns.iter().filter(|(pid, _)| *pid == id) {
-            for c in p.explain(event) {
-                if !out.contains(&c) {
-                    out.push(c);
-                }
-            }
+            out.extend(p.explain(event).into_iter().map(|c| Condition {
+                branch: first + c.branch,
+                ..c
+            }));
+            first += p.alternatives();
         }
         out
     }

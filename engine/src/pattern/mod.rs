@@ -74,6 +74,10 @@ pub struct Condition {
     /// Whether some value of the event at `path` satisfied the leaf. Each condition is checked
     /// on its own: array consistency between conditions is not reflected here.
     pub matched: bool,
+    /// Which alternative of the trigger it belongs to: a trigger with `$or` is one pattern per
+    /// alternative, numbered from 0 in the order written (0 for a trigger without `$or`). The
+    /// trigger matches when every condition of one alternative held.
+    pub branch: usize,
 }
 
 /// `parent.key`, the JSON path of an object member (the root's members have no dot).

@@ -85,6 +85,9 @@ pub struct ExplainedCondition {
     pub expected: String,
     /// Whether the event satisfied it.
     pub matched: bool,
+    /// The trigger's alternative it belongs to (`$or`, numbered from 0; see
+    /// [`crate::pattern::Condition::branch`]).
+    pub branch: usize,
 }
 
 impl From<Condition> for ExplainedCondition {
@@ -93,6 +96,7 @@ impl From<Condition> for ExplainedCondition {
             path: c.path,
             expected: c.expected,
             matched: c.matched,
+            branch: c.branch,
         }
     }
 }

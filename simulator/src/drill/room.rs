@@ -86,11 +86,18 @@ pub fn proposed(
             let why = match m.outcome {
                 MatchOutcome::CustomAction => "a Security Hub custom action names it".to_string(),
                 _ => {
-                    let held: Vec<String> = explained
+                    // The first `$or` alternative whose every condition held.
+                    let conditions = explained
                         .iter()
                         .find(|e| e.playbook == m.playbook.id)
+                        .map_or(&[][..], |e| e.conditions.as_slice());
+                    let alternative = |b: usize| conditions.iter().filter(move |c| c.branch == b);
+                    let held: Vec<String> = (0..conditions.len())
+                        .find(|&b| {
+                            alternative(b).next().is_some() && alternative(b).all(|c| c.matched)
+                        })
                         .into_iter()
-                        .flat_map(|e| e.conditions.iter().filter(|c| c.matched))
+                        .flat_map(alternative)
                         .map(|c| format!("{} {}", c.path, c.expected))
                         .collect();
                     if held.is_empty() {
