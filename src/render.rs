@@ -220,8 +220,20 @@ fn steps(run: &Run) -> Result<()> {
             st.action,
             state
         )?;
+        // What the responders were told (on --cloud sim the chat is simulated: this is the
+        // only place the message shows).
+        if let (StepState::Succeeded, Some(text)) = (st.state, chat_text(st)) {
+            outln!("      message: {text}")?;
+        }
     }
     Ok(())
+}
+
+/// The text a `notify.chat` step posted.
+fn chat_text(st: &cordon_engine::run::StepRecord) -> Option<&str> {
+    (st.action == "notify.chat")
+        .then(|| st.params.as_ref()?.get("text")?.as_str())
+        .flatten()
 }
 
 pub fn runs(runs: &[Value]) -> Result<()> {

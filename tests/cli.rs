@@ -255,11 +255,16 @@ fn explain_without_an_event_explains_the_built_in_finding() {
 }
 
 /// `runs show` without `--json` prints what each step read before its change and read back
-/// after it: a responder checks the proof without reaching for jq.
+/// after it: a responder checks the proof without reaching for jq. `run` prints the chat message.
 #[test]
 fn runs_show_prints_each_steps_pre_state_and_proof() {
     let c = Cordon::new();
-    c.ok(&["run", "--cloud", "sim"], 0);
+    let contained = c.ok(&["run", "--cloud", "sim"], 0);
+    // What the responders were told shows too (the simulated chat has no other window).
+    assert!(
+        contained.contains("      message: Isolated i-0961e0b3af8b3ec39 in 352283894008/us-east-1"),
+        "{contained}"
+    );
     let run = c.run_of("isolate-ec2-instance");
     let id = run["id"].as_str().unwrap();
     let isolate = run["steps"]
