@@ -19,7 +19,7 @@ use cordon_engine::Finding;
 use serde_json::{json, Value};
 
 use crate::oplog::{self, target, OpLog};
-use crate::world::{Account, Group, Region, World};
+use crate::world::{Account, Group, Region, Role, User, World};
 
 /// The simulated cloud.
 pub struct SimCloud {
@@ -168,6 +168,22 @@ impl SimCloud {
             .map_err(|e| CloudError::fatal(e.to_string()))?;
         r
     }
+}
+
+/// The IAM user `user` in `t`'s account, or NoSuchEntity.
+fn user_mut<'w>(w: &'w mut World, t: &Target, user: &str) -> CloudResult<&'w mut User> {
+    w.account(&t.account)
+        .users
+        .get_mut(user)
+        .ok_or_else(|| missing(&format!("user {user}"), t))
+}
+
+/// The IAM role `role` in `t`'s account, or NoSuchEntity.
+fn role_mut<'w>(w: &'w mut World, t: &Target, role: &str) -> CloudResult<&'w mut Role> {
+    w.account(&t.account)
+        .roles
+        .get_mut(role)
+        .ok_or_else(|| missing(&format!("role {role}"), t))
 }
 
 pub(crate) fn account<'w>(w: &'w World, t: &Target) -> CloudResult<&'w Account> {
@@ -335,11 +351,7 @@ impl Iam for SimCloud {
             &t.account,
             || json!({"target": target(t), "role": role, "name": name, "doc": doc}),
             |w| {
-                let r = w
-                    .account(&t.account)
-                    .roles
-                    .get_mut(role)
-                    .ok_or_else(|| missing(&format!("role {role}"), t))?;
+                let r = role_mut(w, t, role)?;
                 r.inline.insert(name.into(), doc.into());
                 Ok(())
             },
@@ -365,11 +377,7 @@ impl Iam for SimCloud {
             &t.account,
             || json!({"target": target(t), "role": role, "name": name}),
             |w| {
-                let r = w
-                    .account(&t.account)
-                    .roles
-                    .get_mut(role)
-                    .ok_or_else(|| missing(&format!("role {role}"), t))?;
+                let r = role_mut(w, t, role)?;
                 r.inline
                     .remove(name)
                     .map(|_| ())
@@ -413,11 +421,7 @@ impl Iam for SimCloud {
             &t.account,
             || json!({"target": target(t), "user": user, "key": key_id, "status": status}),
             |w| {
-                let u = w
-                    .account(&t.account)
-                    .users
-                    .get_mut(user)
-                    .ok_or_else(|| missing(&format!("user {user}"), t))?;
+                let u = user_mut(w, t, user)?;
                 let k = u
                     .keys
                     .iter_mut()
@@ -437,11 +441,7 @@ impl Iam for SimCloud {
             |w| {
                 let id = format!("AKIASIM{:013}", w.next_id + 1);
                 w.next_id += 1;
-                let u = w
-                    .account(&t.account)
-                    .users
-                    .get_mut(user)
-                    .ok_or_else(|| missing(&format!("user {user}"), t))?;
+                let u = user_mut(w, t, user)?;
                 if u.keys.len() >= 2 {
                     return Err(CloudError::fatal(format!(
                         "LimitExceeded: user {user} already has 2 access keys"
@@ -470,11 +470,7 @@ impl Iam for SimCloud {
             &t.account,
             || json!({"target": target(t), "user": user}),
             |w| {
-                let u = w
-                    .account(&t.account)
-                    .users
-                    .get_mut(user)
-                    .ok_or_else(|| missing(&format!("user {user}"), t))?;
+                let u = user_mut(w, t, user)?;
                 if !std::mem::take(&mut u.login_profile) {
                     return Err(missing(&format!("login profile of {user}"), t));
                 }
@@ -495,11 +491,7 @@ impl Iam for SimCloud {
             &t.account,
             || json!({"target": target(t), "user": user, "name": name, "doc": doc}),
             |w| {
-                let u = w
-                    .account(&t.account)
-                    .users
-                    .get_mut(user)
-                    .ok_or_else(|| missing(&format!("user {user}"), t))?;
+                let u = user_mut(w, t, user)?;
                 u.inline.insert(name.into(), doc.into());
                 Ok(())
             },
@@ -525,11 +517,7 @@ impl Iam for SimCloud {
             &t.account,
             || json!({"target": target(t), "user": user, "name": name}),
             |w| {
-                let u = w
-                    .account(&t.account)
-                    .users
-                    .get_mut(user)
-                    .ok_or_else(|| missing(&format!("user {user}"), t))?;
+                let u = user_mut(w, t, user)?;
                 u.inline
                     .remove(name)
                     .map(|_| ())
