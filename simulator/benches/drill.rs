@@ -1,7 +1,8 @@
 //! The drill benchmark (bench/drill.sh): one drill with 1,000 accounts, 10 instances each, and
 //! 10,000 GuardDuty EC2 findings spread over 24 simulated hours, each isolating its own
 //! instance through the shipped isolate-ec2-instance playbook; then the release of every run
-//! and the pre-drill snapshot check. Prints wall time, peak RSS and mutating cloud calls per
+//! and the pre-drill snapshot check, the report, and its Markdown written to a file (what
+//! `cordon drill` prints by default). Prints wall time, peak RSS and mutating cloud calls per
 //! finding against the minimum. A figure printer, not a timed test.
 //!
 //! Settings: DRILL_BENCH_ACCOUNTS (1000), DRILL_BENCH_FINDINGS (10000), DRILL_BENCH_HOURS (24).
@@ -87,7 +88,14 @@ fn main() {
     let mut loaded = drill::load(&path).unwrap_or_else(|e| panic!("{e}"));
     loaded.playbooks = root.join("playbooks");
     let loaded_in = start.elapsed();
+    let loaded_rss = peak_rss_mb();
     let (report, phases) = drill::run_timed(&loaded, 1).unwrap_or_else(|e| panic!("{e}"));
+    // What `cordon drill` does with a report by default (and for `--report FILE.md`): render
+    // the Markdown and write it out.
+    let rendered = Instant::now();
+    let markdown = report.markdown();
+    std::fs::write(dir.path().join("report.md"), &markdown).expect("report");
+    let rendered = rendered.elapsed();
     let wall = start.elapsed();
     let contained = report
         .findings
@@ -109,15 +117,26 @@ fn main() {
         loaded_in.as_secs_f64()
     );
     println!(
-        "    phases: timeline {:.2} s, release of every run {:.2} s, report {:.2} s",
+        "    phases: timeline {:.2} s, release of every run {:.2} s, report {:.2} s, Markdown ({} KB) {:.2} s",
         phases.timeline.as_secs_f64(),
         phases.release.as_secs_f64(),
-        phases.report.as_secs_f64()
+        phases.report.as_secs_f64(),
+        markdown.len() / 1024,
+        rendered.as_secs_f64()
     );
     match peak_rss_mb() {
         Some(mb) => println!("  peak RSS         {mb:.0} MB (target < 500 MB)"),
         None => println!("  peak RSS         unavailable (no /proc/self/status)"),
     }
+    let mb =
+        |kb: Option<u64>| kb.map_or("?".to_string(), |kb| format!("{:.0}", kb as f64 / 1024.0));
+    println!(
+        "    peak by the end of: scenario load {} MB, timeline {}, release {}, report {}",
+        loaded_rss.map_or("?".to_string(), |m| format!("{m:.0}")),
+        mb(phases.peak_rss_kb[0]),
+        mb(phases.peak_rss_kb[1]),
+        mb(phases.peak_rss_kb[2])
+    );
     println!(
         "  contained        {contained} of {} findings; drill passed: {}",
         report.findings.len(),

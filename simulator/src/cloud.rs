@@ -112,6 +112,13 @@ impl SimCloud {
         self.lock().clone()
     }
 
+    /// `f` of the world as it is now, without copying it (a drill of 1,000 accounts checks
+    /// the world several times; each copy is its whole size). The world is locked while `f`
+    /// runs, so `f` must not call the cloud.
+    pub fn inspect<R>(&self, f: impl FnOnce(&World) -> R) -> R {
+        f(&self.lock())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -2,13 +2,13 @@
 
 use cordon_engine::cloud::KeyStatus;
 use cordon_engine::journal::{Journal, JournalError};
-use cordon_engine::run::{Run, StepState};
+use cordon_engine::run::{Run, RunState, StepState};
 use serde::Serialize;
 
 use super::attacker::Attempt;
 use super::scenario::{Expect, SessionsRevoked};
 use crate::authz::{authorize, Principal, Request};
-use crate::world::World;
+use crate::world::{Account, World};
 
 /// A finding the drill injected.
 #[derive(Debug, Clone, Serialize)]
@@ -57,21 +57,76 @@ pub struct Context<'a> {
 }
 
 /// Every run in the journal, oldest first (ties by id: ids are seeded), without what the
-/// drill's checks and report never read: the event, the finding, the vars and the playbook
-/// text. (Those are most of a run's size, and a drill of 10,000 findings holds its runs twice.)
+/// drill's checks and report never read: the event, the finding, the vars, the playbook text,
+/// and of each step its pre-state, output, proof, approvals and release detail, its parameters
+/// cut to the one naming the resource (see [`slim`]). A drill of 10,000 findings holds these
+/// runs while it releases and reports, so each is a fraction of the run the journal keeps.
 pub async fn runs(journal: &dyn Journal) -> Result<Vec<Run>, JournalError> {
     let mut runs = Vec::new();
     for id in journal.ids().await? {
-        if let Some(mut r) = journal.get(&id).await? {
-            r.event = serde_json::Value::Null;
-            r.finding = serde_json::Value::Null;
-            r.vars = serde_json::Value::Null;
-            r.playbook_source = String::new();
-            runs.push(r);
+        if let Some(r) = journal.get(&id).await? {
+            runs.push(slim(r));
         }
     }
     runs.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
     Ok(runs)
+}
+
+/// The latest run of `playbook` (oldest-first order as in [`runs`]), read one run at a time.
+pub async fn latest_run(
+    journal: &dyn Journal,
+    playbook: &str,
+) -> Result<Option<Run>, JournalError> {
+    let mut latest: Option<Run> = None;
+    for id in journal.ids().await? {
+        let Some(r) = journal.get(&id).await? else {
+            continue;
+        };
+        let later = latest
+            .as_ref()
+            .is_none_or(|l| (l.created_ms, &l.id) <= (r.created_ms, &r.id));
+        if r.playbook == playbook && later {
+            latest = Some(slim(r));
+        }
+    }
+    Ok(latest)
+}
+
+/// Every run's state, by run id, read one run at a time (after the release, the report shows
+/// each run's state then; only the state is kept).
+pub async fn states(
+    journal: &dyn Journal,
+) -> Result<std::collections::HashMap<String, RunState>, JournalError> {
+    let mut states = std::collections::HashMap::new();
+    for id in journal.ids().await? {
+        if let Some(r) = journal.get(&id).await? {
+            states.insert(r.id, r.state);
+        }
+    }
+    Ok(states)
+}
+
+/// The run without what a drill never reads (see [`runs`]).
+fn slim(mut r: Run) -> Run {
+    r.event = serde_json::Value::Null;
+    r.finding = serde_json::Value::Null;
+    r.vars = serde_json::Value::Null;
+    r.playbook_source = String::new();
+    for s in &mut r.steps {
+        s.prepared = None;
+        s.output = None;
+        s.proof = None;
+        s.release_detail = None;
+        s.approvals = Vec::new();
+        s.params = s.params.take().map(|p| {
+            super::report::RESOURCE_PARAMS
+                .iter()
+                .filter_map(|k| Some((k.to_string(), p.get(k)?.clone())))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        });
+    }
+    r
 }
 
 /// When a run reached containment (epoch ms): the end of its last containment step (one release
@@ -128,10 +183,9 @@ pub fn containment_state(run: &Run, changed: &[String]) -> (&'static str, String
 }
 
 /// The accounts (and `organization`) whose state differs between two worlds, leaving out what
-/// release keeps on purpose (see [`restored`]).
+/// release keeps on purpose (see [`restored`]). Compared one account at a time, so no copy of
+/// a whole world is made.
 pub fn changed(before: &World, now: &World) -> Vec<String> {
-    let (before, _) = comparable(before);
-    let (now, _) = comparable(now);
     let mut out = Vec::new();
     if before.org.attachments != now.org.attachments {
         out.push("organization".to_string());
@@ -139,14 +193,8 @@ pub fn changed(before: &World, now: &World) -> Vec<String> {
     let ids: std::collections::BTreeSet<_> =
         before.accounts.keys().chain(now.accounts.keys()).collect();
     for id in ids {
-        let a = before
-            .accounts
-            .get(id)
-            .and_then(|a| serde_json::to_value(a).ok());
-        let b = now
-            .accounts
-            .get(id)
-            .and_then(|a| serde_json::to_value(a).ok());
+        let a = before.accounts.get(id).and_then(comparable);
+        let b = now.accounts.get(id).and_then(comparable);
         if a != b {
             out.push(format!("account {id}"));
         }
@@ -344,7 +392,7 @@ fn within(c: &Context<'_>, bound_ms: u64) -> (bool, String) {
 /// no resource), and the call log, chat and audit events (history, not state).
 pub fn restored(before: &World, after: &World) -> Outcome {
     let diffs = changed(before, after);
-    let kept = comparable(after).1.saturating_sub(comparable(before).1);
+    let kept = kept(after).saturating_sub(kept(before));
     Outcome {
         expectation: "released: world equals its pre-drill snapshot".into(),
         at_ms: 0,
@@ -357,20 +405,32 @@ pub fn restored(before: &World, after: &World) -> Outcome {
     }
 }
 
-/// The world without what release keeps on purpose, and how many such things it held.
-fn comparable(w: &World) -> (World, usize) {
-    let mut w = w.clone();
+/// The account without what release keeps on purpose (forensic snapshots, `cordon-` groups),
+/// as JSON to compare.
+fn comparable(a: &Account) -> Option<serde_json::Value> {
+    let mut a = a.clone();
+    for r in a.regions.values_mut() {
+        r.snapshots.clear();
+        r.groups.retain(|_, g| !g.name.starts_with("cordon-"));
+    }
+    serde_json::to_value(&a).ok()
+}
+
+/// How many things release keeps on purpose the world holds: policies, forensic snapshots and
+/// `cordon-` groups.
+fn kept(w: &World) -> usize {
     let mut kept = w.org.policies.len();
-    for a in w.accounts.values_mut() {
-        for r in a.regions.values_mut() {
+    for a in w.accounts.values() {
+        for r in a.regions.values() {
             kept += r.snapshots.len();
-            r.snapshots.clear();
-            let n = r.groups.len();
-            r.groups.retain(|_, g| !g.name.starts_with("cordon-"));
-            kept += n - r.groups.len();
+            kept += r
+                .groups
+                .values()
+                .filter(|g| g.name.starts_with("cordon-"))
+                .count();
         }
     }
-    (w, kept)
+    kept
 }
 
 fn attacker(c: &Context<'_>, id: &str, want_allowed: bool) -> (bool, String) {

@@ -2,6 +2,7 @@
 //! containment (MTTC), every expectation with its evidence. Markdown, JSON, JUnit XML; the same
 //! scenario and seed give the same bytes (virtual time, seeded ids, ordered maps).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use cordon_engine::run::{Run, RunState};
@@ -165,8 +166,11 @@ pub fn step_lines(runs: &[Run]) -> Vec<Line> {
     lines
 }
 
+/// The step parameters that name the resource a step acted on, in the order the report looks.
+pub(crate) const RESOURCE_PARAMS: [&str; 5] = ["instance", "key_id", "user", "role", "account"];
+
 fn resource(params: Option<&serde_json::Value>) -> String {
-    ["instance", "key_id", "user", "role", "account"]
+    RESOURCE_PARAMS
         .iter()
         .find_map(|k| params?.get(k)?.as_str().map(str::to_string))
         .unwrap_or_default()
@@ -259,7 +263,28 @@ pub fn span(ms: u64) -> String {
     }
 }
 
-/// Builds the report.
+/// What the report needs of the world once the timeline ended (before release).
+#[derive(Debug, Clone, Default)]
+pub struct Contained {
+    /// The accounts (and `organization`) that differ from the pre-drill snapshot
+    /// ([`check::changed`]).
+    pub changed: Vec<String>,
+    /// Mutating cloud calls made since the pre-drill snapshot.
+    pub cloud_calls: usize,
+}
+
+impl Contained {
+    /// `now` against the pre-drill world.
+    pub fn of(before: &World, now: &World) -> Contained {
+        Contained {
+            changed: check::changed(before, now),
+            cloud_calls: now.calls.len().saturating_sub(before.calls.len()),
+        }
+    }
+}
+
+/// Builds the report. `runs`: every run as the timeline left it; `after`: each run's state
+/// after the release.
 #[allow(clippy::too_many_arguments)]
 pub fn build(
     loaded: &Loaded,
@@ -267,10 +292,9 @@ pub fn build(
     mut lines: Vec<Line>,
     injected: &[Injected],
     runs: &[Run],
-    runs_after: &[Run],
+    after: &HashMap<String, RunState>,
     mut outcomes: Vec<Outcome>,
-    contained: &World,
-    before: &World,
+    contained: &Contained,
 ) -> Report {
     // Stable: lines at one moment keep the order they were recorded in.
     lines.sort_by_key(|l| l.at_ms);
@@ -278,11 +302,8 @@ pub fn build(
     if let Some(last) = outcomes.last_mut() {
         last.at_ms = end;
     }
-    let changed = check::changed(before, contained);
-    let by_id: std::collections::HashMap<&str, &Run> =
-        runs.iter().map(|r| (r.id.as_str(), r)).collect();
-    let after_by_id: std::collections::HashMap<&str, &Run> =
-        runs_after.iter().map(|r| (r.id.as_str(), r)).collect();
+    let changed = &contained.changed;
+    let by_id: HashMap<&str, &Run> = runs.iter().map(|r| (r.id.as_str(), r)).collect();
     let findings = injected
         .iter()
         .map(|f| {
@@ -295,7 +316,7 @@ pub fn build(
             let contained = mine.iter().filter_map(|r| check::contained_at(r)).max();
             let states: Vec<(&str, String)> = mine
                 .iter()
-                .map(|r| check::containment_state(r, &changed))
+                .map(|r| check::containment_state(r, changed))
                 .collect();
             let worst = ["not_contained", "partial", "contained"]
                 .into_iter()
@@ -317,12 +338,12 @@ pub fn build(
                 runs: mine
                     .iter()
                     .map(|r| {
-                        let after = after_by_id.get(r.id.as_str()).copied().unwrap_or(r);
+                        let then = after.get(&r.id).copied().unwrap_or(r.state);
                         format!(
                             "{} {} (then {})",
                             r.playbook,
                             r.state.as_str(),
-                            after.state.as_str()
+                            then.as_str()
                         )
                     })
                     .collect(),
@@ -352,7 +373,7 @@ pub fn build(
             .collect(),
         findings,
         expectations,
-        cloud_calls: contained.calls.len().saturating_sub(before.calls.len()),
+        cloud_calls: contained.cloud_calls,
     }
 }
 

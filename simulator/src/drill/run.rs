@@ -69,6 +69,16 @@ pub struct Phases {
     pub release: std::time::Duration,
     /// Building the report.
     pub report: std::time::Duration,
+    /// Peak resident set size of the process (Linux `VmHWM`, KiB) at the end of each phase:
+    /// timeline, release, report. `None` where the system does not say.
+    pub peak_rss_kb: [Option<u64>; 3],
+}
+
+/// Peak resident set size of this process so far (Linux `VmHWM`), in KiB.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Runs the drill on its own thread (a paused current-thread runtime of its own, so it can be
@@ -231,6 +241,8 @@ async fn drive(
         Some(f) => f.settle(&dispatcher, &mut lines).await?,
         None => dispatcher.idle().await,
     }
+    // Loaded once: nothing runs between here and the release (no task is driven, no virtual
+    // time passes), so these are the runs as the timeline left them.
     let runs = check::runs(journal.as_ref())
         .await
         .map_err(|e| engine(&e))?;
@@ -248,11 +260,11 @@ async fn drive(
     // The release runs without faults: the undo check proves the undo, not luck.
     gate.disarm();
     lines.extend(gate.hits().iter().map(Line::fault));
-    let runs = check::runs(journal.as_ref())
-        .await
-        .map_err(|e| engine(&e))?;
     phases.timeline = wall.elapsed();
-    let contained_world = sim.snapshot();
+    phases.peak_rss_kb[0] = peak_rss_kb();
+    // The world as containment left it is compared now, not kept: one copy of the world (the
+    // pre-drill one) is all a drill holds.
+    let contained = sim.inspect(|w| report::Contained::of(&before, w));
     let mut release_lines = Vec::new();
     for run in &runs {
         if run.state.is_releasable() {
@@ -260,29 +272,23 @@ async fn drive(
             release_lines.push(Line::release(clock.now_ms(), run, state));
         }
     }
-    let after = sim.snapshot();
-    phases.release = wall.elapsed() - phases.timeline;
     // In the scenario's order, whenever each was checked; the undo check last.
     outcomes.sort_by_key(|(i, _)| *i);
     let mut outcomes: Vec<_> = outcomes.into_iter().map(|(_, o)| o).collect();
-    outcomes.push(check::restored(&before, &after));
-    let runs_after = check::runs(journal.as_ref())
+    outcomes.push(sim.inspect(|after| check::restored(&before, after)));
+    drop(before);
+    phases.release = wall.elapsed() - phases.timeline;
+    phases.peak_rss_kb[1] = peak_rss_kb();
+    let after = check::states(journal.as_ref())
         .await
         .map_err(|e| engine(&e))?;
     lines.extend(report::step_lines(&runs));
     lines.extend(release_lines);
     let report = report::build(
-        loaded,
-        seed,
-        lines,
-        &injected,
-        &runs,
-        &runs_after,
-        outcomes,
-        &contained_world,
-        &before,
+        loaded, seed, lines, &injected, &runs, &after, outcomes, &contained,
     );
     phases.report = wall.elapsed() - phases.timeline - phases.release;
+    phases.peak_rss_kb[2] = peak_rss_kb();
     Ok((report, phases))
 }
 
@@ -301,17 +307,18 @@ fn expect(
     seen: &Seen<'_>,
     now_ms: u64,
 ) -> check::Outcome {
-    let world = sim.snapshot();
-    let ctx = check::Context {
-        world: &world,
-        before,
-        runs: seen.runs,
-        injected: seen.injected,
-        attempts: seen.attempts,
-        start_ms: START_MS,
-        now_ms,
-    };
-    check::expectation(&s.expect[i], i, &ctx)
+    sim.inspect(|world| {
+        let ctx = check::Context {
+            world,
+            before,
+            runs: seen.runs,
+            injected: seen.injected,
+            attempts: seen.attempts,
+            start_ms: START_MS,
+            now_ms,
+        };
+        check::expectation(&s.expect[i], i, &ctx)
+    })
 }
 
 /// What a timeline entry acts with.
@@ -357,8 +364,10 @@ async fn act(loaded: &Loaded, i: usize, a: &mut Acting<'_, '_>) -> Result<(), Dr
         return Ok(());
     }
     let journal = a.dispatcher.runner().journal();
-    let runs = check::runs(journal).await.unwrap_or_default();
-    let Some(run) = runs.iter().rev().find(|r| r.playbook == d.playbook) else {
+    let latest = check::latest_run(journal, &d.playbook)
+        .await
+        .unwrap_or_default();
+    let Some(run) = latest.as_ref() else {
         a.lines.push(Line::decision(
             now,
             d,
