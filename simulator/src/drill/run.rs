@@ -333,9 +333,7 @@ struct Acting<'a, 'r> {
 async fn act(loaded: &Loaded, i: usize, a: &mut Acting<'_, '_>) -> Result<(), DrillError> {
     let now = a.now;
     let e = &loaded.scenario.timeline[i];
-    if let (Some(inject), Some(event)) = (&e.inject, &loaded.events[i]) {
-        // Checked at load: it parses.
-        let mut event: Value = serde_json::from_str(event).unwrap_or_default();
+    if let (Some(inject), Some(mut event)) = (&e.inject, loaded.event(i)) {
         if let Some(o) = event.as_object_mut() {
             o.insert(
                 DRILL_MARKER.into(),

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cordon_engine::clock::parse_duration;
@@ -307,9 +308,27 @@ pub struct Loaded {
     pub path: PathBuf,
     /// The playbook directory.
     pub playbooks: PathBuf,
-    /// The injected events, in timeline order (for `inject` entries), overrides applied, as
-    /// compact JSON (a fraction of a parsed value's memory when a drill injects thousands).
-    pub events: Vec<Option<String>>,
+    /// The injected events, in timeline order (for `inject` entries), as compact JSON before
+    /// the entry's `set` overrides (checked at load; [`Loaded::event`] applies them). Entries
+    /// injecting one fixture share its text: a drill of 10,000 findings holds it once.
+    pub events: Vec<Option<Arc<str>>>,
+}
+
+impl Loaded {
+    /// The event timeline entry `i` injects, overrides applied; `None` when it injects none.
+    pub fn event(&self, i: usize) -> Option<Value> {
+        let text = self.events.get(i)?.as_deref()?;
+        // Checked at load: it parses, and every override applies.
+        let mut value: Value = serde_json::from_str(text).unwrap_or_default();
+        if let Some(inject) = &self.scenario.timeline[i].inject {
+            for (path, v) in &inject.set {
+                // Through JSON text, as if the override had been written in the fixture.
+                let v = serde_json::from_str(&v.to_string()).unwrap_or_default();
+                let _ = set(&mut value, path, v);
+            }
+        }
+        Some(value)
+    }
 }
 
 /// A scenario error: `file:line: field: problem`.
@@ -364,9 +383,10 @@ pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
         None => dir.join(".."),
     };
     let mut events = Vec::new();
+    let mut fixtures = BTreeMap::new();
     for (i, e) in scenario.timeline.iter().enumerate() {
         events.push(match &e.inject {
-            Some(inject) => Some(event(inject, dir, i, &at)?.to_string()),
+            Some(inject) => Some(event(inject, dir, i, &mut fixtures, &at)?),
             None => None,
         });
     }
@@ -509,25 +529,41 @@ fn check_expect_refs(
     Ok(())
 }
 
-fn event(inject: &Inject, dir: &Path, i: usize, at: &At<'_>) -> Result<Value, ScenarioError> {
+/// Fixtures read so far: path -> (compact JSON, parsed).
+type Fixtures = BTreeMap<PathBuf, (Arc<str>, Value)>;
+
+/// The event of timeline entry `i` before its overrides, as compact JSON; checks that every
+/// override applies.
+fn event(
+    inject: &Inject,
+    dir: &Path,
+    i: usize,
+    fixtures: &mut Fixtures,
+    at: &At<'_>,
+) -> Result<Arc<str>, ScenarioError> {
     let field = format!("timeline[{i}].inject");
-    let mut value = match (&inject.fixture, &inject.event) {
+    let (text, mut value) = match (&inject.fixture, &inject.event) {
         (Some(f), None) => {
             let path = dir.join(f);
-            let bytes = std::fs::read(&path).map_err(|e| {
-                at(
-                    &format!("{field}.fixture"),
-                    format!("{}: {e}", path.display()),
-                )
-            })?;
-            serde_json::from_slice(&bytes).map_err(|e| {
-                at(
-                    &format!("{field}.fixture"),
-                    format!("{}: not JSON: {e}", path.display()),
-                )
-            })?
+            if !fixtures.contains_key(&path) {
+                let bytes = std::fs::read(&path).map_err(|e| {
+                    at(
+                        &format!("{field}.fixture"),
+                        format!("{}: {e}", path.display()),
+                    )
+                })?;
+                let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                    at(
+                        &format!("{field}.fixture"),
+                        format!("{}: not JSON: {e}", path.display()),
+                    )
+                })?;
+                fixtures.insert(path.clone(), (value.to_string().into(), value));
+            }
+            let (text, value) = &fixtures[&path];
+            (text.clone(), value.clone())
         }
-        (None, Some(v)) => v.clone(),
+        (None, Some(v)) => (v.to_string().into(), v.clone()),
         _ => {
             return Err(at(&field, "needs exactly one of fixture, event".into()));
         }
@@ -535,7 +571,7 @@ fn event(inject: &Inject, dir: &Path, i: usize, at: &At<'_>) -> Result<Value, Sc
     for (path, v) in &inject.set {
         set(&mut value, path, v.clone()).map_err(|p| at(&format!("{field}.set.{path}"), p))?;
     }
-    Ok(value)
+    Ok(text)
 }
 
 /// Sets the field at a dotted path (`a.b[0].c`), creating missing object keys.
