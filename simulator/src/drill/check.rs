@@ -59,7 +59,7 @@ pub struct Context<'a> {
 /// Every run in the journal, oldest first (ties by id: ids are seeded), without what the
 /// drill's checks and report never read: the event, the finding, the vars, the playbook text,
 /// and of each step its pre-state, output, proof, approvals and release detail, its parameters
-/// cut to the one naming the resource (see [`slim`]). A drill of 10,000 findings holds these
+/// cut to the ones naming the resource. A drill of 10,000 findings holds these
 /// runs while it releases and reports, so each is a fraction of the run the journal keeps.
 pub async fn runs(journal: &dyn Journal) -> Result<Vec<Run>, JournalError> {
     let mut runs = Vec::new();
