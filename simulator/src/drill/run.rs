@@ -597,16 +597,21 @@ impl Floor<'_> {
         dispatcher: &Dispatcher,
         lines: &mut Vec<Line>,
     ) -> Result<bool, DrillError> {
-        let journal = dispatcher.runner().journal();
-        let runs = check::runs(journal)
+        let states = check::states(dispatcher.runner().journal())
             .await
             .map_err(|e| DrillError::Engine(e.to_string()))?;
-        let mut any = false;
-        for run in runs.iter().filter(|r| r.state == RunState::WaitingApproval) {
-            any = true;
-            self.approvals(&run.id, dispatcher, lines).await?;
+        // Run ids sort in creation order (the seeded id source is time-ordered): the room is
+        // asked in the same order every time.
+        let mut waiting: Vec<String> = states
+            .into_iter()
+            .filter(|(_, state)| *state == RunState::WaitingApproval)
+            .map(|(id, _)| id)
+            .collect();
+        waiting.sort();
+        for id in &waiting {
+            self.approvals(id, dispatcher, lines).await?;
         }
-        Ok(any)
+        Ok(!waiting.is_empty())
     }
 
     /// Asks the room about run `id`'s waiting step until it no longer waits (approved by
