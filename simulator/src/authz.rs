@@ -160,40 +160,83 @@ fn path(p: &str) -> &str {
     }
 }
 
-/// The SCPs attached to the account: a deny decision, or `None` when they allow.
-/// Organizations User Guide, "SCP evaluation": an explicit deny wins; without an allow (such as
-/// `FullAWSAccess`) the action is implicitly denied.
+/// The SCPs that apply to a member account's principals: a deny decision, or `None` when they
+/// allow.
+///
+/// AWS Organizations User Guide, "SCP evaluation"
+/// (<https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_scps_evaluation.html>),
+/// "How SCPs work with Deny": an explicit `Deny` in any SCP attached to the root, to any OU on
+/// the direct path to the account, or to the account itself denies the action. "How SCPs work
+/// with Allow": every one of those levels must have an SCP that allows the action, otherwise it
+/// is implicitly denied. Enabling SCPs attaches AWS's `FullAWSAccess` (allow everything) to
+/// every root, OU and account, and the simulator keeps it there: a scenario's guardrails are
+/// added beside it, so an allow-list guardrail restricts nothing (as in AWS while
+/// `FullAWSAccess` stays attached) and what guardrails do is deny. A level with no attachment
+/// recorded at all (the root of a world written before OUs were modelled) is taken to hold
+/// `FullAWSAccess`; an empty set recorded for a level allows nothing.
 fn scps(
     w: &World,
     account: &str,
     action: &str,
     cx: &Context,
 ) -> Result<Option<Decision>, Unsupported> {
-    let attached = w.org.attachments.get(account).cloned().unwrap_or_default();
-    let mut allowed = false;
-    for id in &attached {
-        let Some((name, doc)) = w.org.policies.get(id) else {
-            continue;
-        };
-        // The simulator stores AWS's managed FullAWSAccess by name, without its document
-        // (Allow * on *).
-        if name == "FullAWSAccess" {
-            allowed = true;
+    let path = w.org.path_to(account);
+    let above = |target: &str| {
+        if target == account {
+            format!("account {account}")
+        } else {
+            format!("{}, above account {account}", w.org.describe_target(target))
+        }
+    };
+    for target in &path {
+        for (id, name, doc) in attached(w, target) {
+            // The simulator stores AWS's managed FullAWSAccess by name, without its document
+            // (Allow * on *).
+            if name == "FullAWSAccess" {
+                continue;
+            }
+            let policy = format!("SCP {name} ({id})");
+            if denies(doc, &policy, action, cx)? {
+                return Ok(Some(Decision {
+                    allowed: false,
+                    reason: format!("explicit deny in {policy} on {}", above(target)),
+                }));
+            }
+        }
+    }
+    for target in &path {
+        if !w.org.attachments.contains_key(target) {
             continue;
         }
-        let policy = format!("SCP {name} ({id})");
-        if denies(doc, &policy, action, cx)? {
+        let mut allowed = false;
+        for (id, name, doc) in attached(w, target) {
+            allowed |=
+                name == "FullAWSAccess" || allows(doc, &format!("SCP {name} ({id})"), action, cx)?;
+        }
+        if !allowed {
             return Ok(Some(Decision {
                 allowed: false,
-                reason: format!("explicit deny in {policy} on account {account}"),
+                reason: format!(
+                    "no SCP on {} allows {action} (implicit deny)",
+                    above(target)
+                ),
             }));
         }
-        allowed |= allows(doc, &policy, action, cx)?;
     }
-    Ok((!allowed).then(|| Decision {
-        allowed: false,
-        reason: format!("no SCP on account {account} allows {action} (implicit deny)"),
-    }))
+    Ok(None)
+}
+
+/// The policies attached to `target` that exist: (id, name, document).
+fn attached<'w>(w: &'w World, target: &str) -> Vec<(&'w str, &'w str, &'w str)> {
+    let Some(ids) = w.org.attachments.get(target) else {
+        return Vec::new();
+    };
+    ids.iter()
+        .filter_map(|id| {
+            let (id, (name, doc)) = w.org.policies.get_key_value(id)?;
+            Some((id.as_str(), name.as_str(), doc.as_str()))
+        })
+        .collect()
 }
 
 fn statements(doc: &str, policy: &str) -> Result<Vec<Value>, Unsupported> {
@@ -287,6 +330,7 @@ fn statement_applies(
 /// for one key are ORed; a key absent from the request context makes the condition false,
 /// except for negated operators (`ArnNotLike`, `StringNotLike`...), for which it is true.
 fn condition(op: &str, key: &str, values: &[String], cx: &Context) -> Result<bool, String> {
+    // Keep in step with CONDITION_KEYS and OPERATORS, which scenario checks read.
     let present: Option<String> = match key.to_ascii_lowercase().as_str() {
         "aws:principalarn" => Some(cx.principal_arn.clone()),
         "aws:tokenissuetime" => cx.token_issue_time.map(|t| t.to_string()),
@@ -325,6 +369,27 @@ fn condition(op: &str, key: &str, values: &[String], cx: &Context) -> Result<boo
         other => return Err(format!("condition operator {other} is not modelled")),
     })
 }
+
+/// The condition keys [`authorize`] sets in a request's context (lower case: keys are
+/// case-insensitive).
+pub(crate) const CONDITION_KEYS: [&str; 3] =
+    ["aws:principalarn", "aws:tokenissuetime", "aws:currenttime"];
+
+/// The condition operators [`authorize`] evaluates.
+pub(crate) const OPERATORS: [&str; 12] = [
+    "ArnLike",
+    "ArnEquals",
+    "ArnNotLike",
+    "ArnNotEquals",
+    "StringEquals",
+    "StringNotEquals",
+    "StringLike",
+    "StringNotLike",
+    "DateLessThan",
+    "DateGreaterThan",
+    "DateLessThanEquals",
+    "DateGreaterThanEquals",
+];
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     match v {

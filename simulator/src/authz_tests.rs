@@ -284,3 +284,135 @@ fn arn_parts_match_one_by_one() {
         "arn:aws:iam::111111111111:role/x"
     ));
 }
+
+/// Workloads/Prod holds MEMBER, Workloads/Sandbox holds SANDBOX; `FullAWSAccess` on every
+/// target, as enabling SCPs leaves it. Returns the world and the ids of Workloads, Prod, Sandbox.
+fn organization() -> (World, [String; 3]) {
+    const SANDBOX: &str = "222222222222";
+    let mut w = world();
+    let root = w.org.root_id.clone();
+    let ids = ["Workloads", "Workloads/Prod", "Workloads/Sandbox"]
+        .map(|p| crate::org::ou_id(&root, p, 0));
+    let full = || BTreeSet::from([crate::org::FULL_AWS_ACCESS.to_string()]);
+    for (i, (name, parent)) in [
+        ("Workloads", root.clone()),
+        ("Prod", ids[0].clone()),
+        ("Sandbox", ids[0].clone()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ou = crate::world::Ou {
+            name: name.into(),
+            parent,
+        };
+        w.org.ous.insert(ids[i].clone(), ou);
+        w.org.attachments.insert(ids[i].clone(), full());
+    }
+    w.org.attachments.insert(root, full());
+    for (account, ou) in [(MEMBER, &ids[1]), (SANDBOX, &ids[2])] {
+        w.org.join(account);
+        w.org.accounts.get_mut(account).unwrap().parent = ou.clone();
+        w.account(account)
+            .roles
+            .insert("deploy".into(), Role::default());
+    }
+    (w, ids)
+}
+
+/// A guardrail denying `ec2:RunInstances` to all but break-glass roles, attached to `target`.
+fn guardrail(w: &mut World, target: &str) {
+    let doc = QUARANTINE.replace(r#""Action":"*""#, r#""Action":"ec2:RunInstances""#);
+    w.org
+        .policies
+        .insert("p-guard".into(), ("no-new-instances".into(), doc));
+    w.org
+        .attachments
+        .get_mut(target)
+        .unwrap()
+        .insert("p-guard".into());
+}
+
+fn in_account(account: &str, role: &str) -> Request {
+    let mut r = session(role, T0);
+    if let Principal::Session { account: a, .. } = &mut r.principal {
+        *a = account.into();
+    }
+    r
+}
+
+#[test]
+fn a_deny_on_a_parent_ou_applies_to_the_accounts_below_it() {
+    let (mut w, [workloads, ..]) = organization();
+    guardrail(&mut w, &workloads);
+    let d = authorize(&w, &session("deploy", T0)).unwrap();
+    assert!(!d.allowed);
+    assert_eq!(
+        d.reason,
+        format!("explicit deny in SCP no-new-instances (p-guard) on OU Workloads ({workloads}), above account {MEMBER}")
+    );
+    // The guardrail's own exception still holds, and other actions are untouched.
+    assert!(
+        authorize(&w, &session("BreakGlassAdmin", T0))
+            .unwrap()
+            .allowed
+    );
+    let mut other = session("deploy", T0);
+    other.action = "s3:GetObject".into();
+    assert!(authorize(&w, &other).unwrap().allowed);
+}
+
+#[test]
+fn a_deny_on_a_sibling_ou_does_not_apply() {
+    let (mut w, [_, _, sandbox]) = organization();
+    guardrail(&mut w, &sandbox);
+    assert!(authorize(&w, &session("deploy", T0)).unwrap().allowed);
+    let d = authorize(&w, &in_account("222222222222", "deploy")).unwrap();
+    assert!(
+        !d.allowed && d.reason.contains("OU Workloads/Sandbox"),
+        "{}",
+        d.reason
+    );
+}
+
+#[test]
+fn a_deny_on_the_root_applies_to_members_but_not_to_the_management_account() {
+    let (mut w, _) = organization();
+    let root = w.org.root_id.clone();
+    guardrail(&mut w, &root);
+    let d = authorize(&w, &session("deploy", T0)).unwrap();
+    assert!(
+        !d.allowed && d.reason.contains("on the root r-sim0"),
+        "{}",
+        d.reason
+    );
+    let management = w.org.management_account.clone();
+    w.account(&management)
+        .roles
+        .insert("deploy".into(), Role::default());
+    assert!(
+        authorize(&w, &in_account(&management, "deploy"))
+            .unwrap()
+            .allowed
+    );
+}
+
+#[test]
+fn an_ou_without_an_allowing_scp_denies_implicitly_below_it() {
+    let (mut w, [_, prod, _]) = organization();
+    w.org.attachments.get_mut(&prod).unwrap().clear();
+    let d = authorize(&w, &session("deploy", T0)).unwrap();
+    assert!(!d.allowed);
+    assert!(
+        d.reason
+            .contains(&format!("no SCP on OU Workloads/Prod ({prod})"))
+            && d.reason.contains("implicit deny"),
+        "{}",
+        d.reason
+    );
+    assert!(
+        authorize(&w, &in_account("222222222222", "deploy"))
+            .unwrap()
+            .allowed
+    );
+}

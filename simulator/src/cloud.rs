@@ -3,7 +3,7 @@
 //! `release` in separate processes act on one world, and a killed process loses no call that
 //! returned.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -19,6 +19,7 @@ use cordon_engine::Finding;
 use serde_json::{json, Value};
 
 use crate::oplog::{self, target, OpLog};
+use crate::org::FULL_AWS_ACCESS;
 use crate::world::{Account, Group, Region, Role, User, World};
 
 /// The simulated cloud.
@@ -236,7 +237,7 @@ impl Organizations for SimCloud {
     }
     async fn list_accounts(&self) -> CloudResult<Vec<String>> {
         self.read("organizations:ListAccounts", |w| {
-            Ok(w.org.attachments.keys().cloned().collect())
+            Ok(w.org.accounts.keys().cloned().collect())
         })
     }
     async fn enable_scp(&self, _root: &str) -> CloudResult<()> {
@@ -288,39 +289,58 @@ impl Organizations for SimCloud {
         )
         .await
     }
-    async fn attach_policy(&self, policy_id: &str, account: &str) -> CloudResult<()> {
-        self.write("organizations:AttachPolicy", account, || json!({"policy": policy_id, "account": account}), |w| {
-            if !w.org.scp_enabled {
-                return Err(CloudError::fatal("PolicyTypeNotEnabledException: SERVICE_CONTROL_POLICY is not enabled on the root"));
-            }
-            let set = w.org.attachments.get_mut(account).ok_or_else(|| CloudError::not_found(format!("account {account} is not in the organization")))?;
-            set.insert(policy_id.into());
-            Ok(())
-        })
+    /// `AttachPolicy`: `target` is the root id, an OU id or a member account id, as AWS takes.
+    async fn attach_policy(&self, policy_id: &str, target: &str) -> CloudResult<()> {
+        self.write(
+            "organizations:AttachPolicy",
+            target,
+            || json!({"policy": policy_id, "account": target}),
+            |w| {
+                if !w.org.scp_enabled {
+                    return Err(CloudError::fatal("PolicyTypeNotEnabledException: SERVICE_CONTROL_POLICY is not enabled on the root"));
+                }
+                if !w.org.is_target(target) {
+                    return Err(CloudError::not_found(format!(
+                        "TargetNotFoundException: {target} is not the root, an OU or an account in the organization"
+                    )));
+                }
+                // A target with no attachment recorded (the root or an OU of a world written
+                // before OUs were modelled) holds FullAWSAccess, as every target does in AWS
+                // once SCPs are enabled; keep it when something else is attached beside it.
+                w.org
+                    .attachments
+                    .entry(target.into())
+                    .or_insert_with(|| BTreeSet::from([FULL_AWS_ACCESS.to_string()]))
+                    .insert(policy_id.into());
+                Ok(())
+            },
+        )
         .await
     }
-    async fn detach_policy(&self, policy_id: &str, account: &str) -> CloudResult<()> {
+    /// `DetachPolicy` from the root, an OU or an account.
+    async fn detach_policy(&self, policy_id: &str, target: &str) -> CloudResult<()> {
         self.write(
             "organizations:DetachPolicy",
-            account,
-            || json!({"policy": policy_id, "account": account}),
+            target,
+            || json!({"policy": policy_id, "account": target}),
             |w| match w
                 .org
                 .attachments
-                .get_mut(account)
+                .get_mut(target)
                 .map(|s| s.remove(policy_id))
             {
                 Some(true) => Ok(()),
                 _ => Err(CloudError::not_found(format!(
-                    "{policy_id} is not attached to {account}"
+                    "{policy_id} is not attached to {target}"
                 ))),
             },
         )
         .await
     }
-    async fn policies_for_account(&self, account: &str) -> CloudResult<Vec<PolicyInfo>> {
+    /// `ListPoliciesForTarget`: the policies attached directly to `target` (not inherited).
+    async fn policies_for_account(&self, target: &str) -> CloudResult<Vec<PolicyInfo>> {
         self.read("organizations:ListPoliciesForTarget", |w| {
-            let ids = w.org.attachments.get(account).cloned().unwrap_or_default();
+            let ids = w.org.attachments.get(target).cloned().unwrap_or_default();
             Ok(ids
                 .into_iter()
                 .filter_map(|id| {

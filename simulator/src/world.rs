@@ -1,12 +1,14 @@
 //! The simulated organization's state: accounts, IAM, EC2, SSM, SCPs, and a log of every
 //! mutating call (so tests can count side effects, e.g. that a key was created once).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use cordon_engine::cloud::KeyStatus;
 use cordon_engine::finding::kind;
 use cordon_engine::Finding;
 use serde::{Deserialize, Serialize};
+
+pub use crate::org::{Member, Org, Ou};
 
 /// The whole simulated world.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -23,36 +25,6 @@ pub struct World {
     pub calls: Vec<String>,
     /// Counter for generated ids.
     pub next_id: u64,
-}
-
-/// Organizations state.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Org {
-    /// Management account id.
-    pub management_account: String,
-    /// Root id.
-    pub root_id: String,
-    /// SCP policy type enabled on the root.
-    pub scp_enabled: bool,
-    /// Policies by id: (name, content).
-    pub policies: BTreeMap<String, (String, String)>,
-    /// Policy ids attached per account.
-    pub attachments: BTreeMap<String, BTreeSet<String>>,
-}
-
-impl Default for Org {
-    fn default() -> Org {
-        Org {
-            management_account: "000000000001".into(),
-            root_id: "r-sim0".into(),
-            scp_enabled: false,
-            policies: BTreeMap::from([(
-                "p-FullAWSAccess".into(),
-                ("FullAWSAccess".into(), "{}".into()),
-            )]),
-            attachments: BTreeMap::new(),
-        }
-    }
 }
 
 /// One account.
@@ -179,12 +151,7 @@ impl World {
     /// organization, the instance (one interface in the default group, one volume), the user
     /// with an active key and a console password, the role.
     pub fn seed(&mut self, f: &Finding) {
-        if !self.org.attachments.contains_key(&f.account) {
-            self.org.attachments.insert(
-                f.account.clone(),
-                BTreeSet::from(["p-FullAWSAccess".to_string()]),
-            );
-        }
+        self.org.join(&f.account);
         for r in &f.resources {
             match r.kind.as_str() {
                 kind::INSTANCE => {

@@ -30,7 +30,9 @@ fn t() -> Target {
 /// key and a console password, and a role.
 fn world() -> World {
     let mut w = World::default();
-    w.org.attachments.insert(ACCOUNT.into(), Default::default());
+    // A member of the organization under the root, with no SCP attached.
+    w.org.join(ACCOUNT);
+    w.org.attachments.get_mut(ACCOUNT).unwrap().clear();
     let mut region = Region::default();
     region.instances.insert(
         "i-1".into(),
@@ -236,4 +238,75 @@ async fn a_world_that_is_no_json_is_an_error_naming_the_file() {
     std::fs::write(&path, "{not json").unwrap();
     let err = SimCloud::open(&path).err().unwrap().to_string();
     assert!(err.contains("sim-world.json"), "{err}");
+}
+
+/// A world file written before OUs were modelled (attachments keyed by account, no `ous`, no
+/// member list) loads with its accounts as members under the root, and cordon's calls on it
+/// (attach, list, detach by account) work and replay; policies attach to OUs and the root too.
+#[tokio::test]
+async fn a_world_file_from_before_ous_loads_and_attaches_by_account_and_by_ou() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sim-world.json");
+    let mut old = json_of(&world());
+    let org = old["org"].as_object_mut().unwrap();
+    org.remove("ous");
+    org.remove("accounts");
+    org.insert("scp_enabled".into(), json!(true));
+    std::fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+
+    let cloud = SimCloud::open(&path).unwrap();
+    assert_eq!(cloud.list_accounts().await.unwrap(), [ACCOUNT]);
+    let p = cloud
+        .create_policy("cordon-quarantine", "", "{}")
+        .await
+        .unwrap();
+    cloud.attach_policy(&p.id, ACCOUNT).await.unwrap();
+    let attached = cloud.policies_for_account(ACCOUNT).await.unwrap();
+    assert_eq!(
+        attached.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["cordon-quarantine"]
+    );
+    cloud.attach_policy(&p.id, "r-sim0").await.unwrap();
+    let err = cloud
+        .attach_policy(&p.id, "ou-sim0-00000000")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("TargetNotFoundException"), "{err}");
+    cloud.detach_policy(&p.id, ACCOUNT).await.unwrap();
+    let live = json_of(&cloud.snapshot());
+    // The root kept the FullAWSAccess it had, implicitly, before.
+    assert_eq!(
+        live["org"]["attachments"]["r-sim0"],
+        json!([p.id, "p-FullAWSAccess"])
+    );
+    assert_eq!(live["org"]["accounts"][ACCOUNT]["parent"], "r-sim0");
+    drop(cloud);
+    assert_eq!(
+        json_of(&SimCloud::load(&path).unwrap()),
+        live,
+        "the log replays"
+    );
+
+    // In a world with an OU, the OU is a target like any other.
+    let mut w = world();
+    w.org.scp_enabled = true;
+    let ou = cordon_simulator::org::ou_id("r-sim0", "Workloads", 0);
+    w.org.ous.insert(
+        ou.clone(),
+        cordon_simulator::world::Ou {
+            name: "Workloads".into(),
+            parent: "r-sim0".into(),
+        },
+    );
+    let cloud = SimCloud::from_world(w);
+    let p = cloud.create_policy("guard", "", "{}").await.unwrap();
+    cloud.attach_policy(&p.id, &ou).await.unwrap();
+    let names = |ps: Vec<cordon_engine::cloud::PolicyInfo>| {
+        ps.into_iter().map(|p| p.name).collect::<Vec<_>>()
+    };
+    let on_ou = names(cloud.policies_for_account(&ou).await.unwrap());
+    assert_eq!(on_ou, ["guard", "FullAWSAccess"]);
+    cloud.detach_policy(&p.id, &ou).await.unwrap();
+    let on_ou = names(cloud.policies_for_account(&ou).await.unwrap());
+    assert_eq!(on_ou, ["FullAWSAccess"]);
 }
