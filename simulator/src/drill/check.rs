@@ -225,7 +225,7 @@ pub fn expectation(x: &Expect, i: usize, c: &Context<'_>) -> Outcome {
     } else if let Some(account) = &x.account_fenced {
         (
             format!("account_fenced {account}"),
-            fenced(c.world, account),
+            fenced(c.world, c.before, account),
         )
     } else if let Some(r) = &x.run {
         let latest = c.runs.iter().rev().find(|run| run.playbook == r.playbook);
@@ -336,14 +336,19 @@ fn user_disabled(w: &World, name: &str) -> (bool, String) {
     (false, "no such user".into())
 }
 
-fn fenced(w: &World, account: &str) -> (bool, String) {
+/// Fenced: an SCP attached to the account during the drill (a guardrail the scenario attached
+/// to it beforehand does not count).
+fn fenced(w: &World, before: &World, account: &str) -> (bool, String) {
     let attached: Vec<String> = w
         .org
         .attachments
         .get(account)
         .map(|s| s.iter().cloned().collect())
         .unwrap_or_default();
-    let met = attached.iter().any(|p| p != "p-FullAWSAccess");
+    let had = before.org.attachments.get(account);
+    let met = attached
+        .iter()
+        .any(|p| p != "p-FullAWSAccess" && !had.is_some_and(|h| h.contains(p)));
     (met, format!("SCPs attached: {}", attached.join(" ")))
 }
 

@@ -2,7 +2,8 @@
 //! responders' decisions, expectations) run against the real playbooks and the engine's
 //! dispatcher, on the simulator and a virtual clock, with a report.
 //!
-//! - `scenario`: the YAML, checked with file, line and field.
+//! - `scenario`: the YAML, checked with file, line and field; `org`: its organization (OUs,
+//!   accounts and tags, guardrail SCPs).
 //! - `run`: the drill on a paused tokio runtime; ends by releasing everything it contained and
 //!   comparing the world with its pre-drill snapshot.
 //! - `attacker`: the attacker's moves, decided against what containment left in place.
@@ -21,6 +22,7 @@ pub mod faults;
 pub mod gate;
 pub mod html;
 pub mod network;
+pub mod org;
 pub mod report;
 pub mod room;
 pub mod run;

@@ -11,13 +11,15 @@ use cordon_engine::playbook::locate::{locate, parse_path};
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use super::org::{AccountSpec, Org, OuSpec, PolicySpec};
+
 /// A scenario file, as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// What the drill rehearses (shown in the report).
     pub name: String,
-    /// The organization.
+    /// The organization: OUs, accounts, guardrail SCPs.
     #[serde(default)]
     pub org: Org,
     /// Resources per account id.
@@ -39,31 +41,6 @@ pub struct Scenario {
     /// What must be true, and by when.
     #[serde(default)]
     pub expect: Vec<Expect>,
-}
-
-/// The organization: its management account and member accounts.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Org {
-    /// Management account id (default `000000000001`).
-    #[serde(default)]
-    pub management_account: Option<String>,
-    /// Member accounts.
-    #[serde(default)]
-    pub accounts: Vec<AccountSpec>,
-}
-
-/// One account.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AccountSpec {
-    /// 12-digit id.
-    pub id: String,
-    /// Name.
-    pub name: String,
-    /// Regions in use.
-    #[serde(default)]
-    pub regions: Vec<String>,
 }
 
 /// The resources of one account.
@@ -412,14 +389,7 @@ pub fn duration(text: &str, field: &str, at: &At<'_>) -> Result<Duration, Scenar
 }
 
 fn check(s: &Scenario, at: &At<'_>) -> Result<(), ScenarioError> {
-    for (i, a) in s.org.accounts.iter().enumerate() {
-        if a.id.len() != 12 || !a.id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(at(
-                &format!("org.accounts[{i}].id"),
-                format!("`{}` is not a 12-digit account id", a.id),
-            ));
-        }
-    }
+    super::org::check(&s.org, at)?;
     for account in s.resources.keys() {
         if !s.org.accounts.iter().any(|a| &a.id == account) {
             return Err(at(

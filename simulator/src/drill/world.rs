@@ -4,25 +4,19 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cordon_engine::cloud::KeyStatus;
 
-use super::scenario::Resources;
-use super::scenario::Scenario;
-use crate::world::{Group, Instance, Role, ScalingGroup, User, World};
+use super::scenario::{Org, Resources, Scenario};
+use crate::org::{ou_id, policy_id, FULL_AWS_ACCESS};
+use crate::world::{Group, Instance, Member, Ou, Role, ScalingGroup, User, World};
 
-/// The world of `s`: its accounts in the organization (SCPs enabled, as in an organization
-/// that uses them), their groups, instances, users and roles.
+/// The world of `s`: its OUs and accounts in the organization (SCPs enabled, as in an
+/// organization that uses them), its guardrail SCPs, the accounts' groups, instances, users and
+/// roles.
 pub fn build(s: &Scenario) -> World {
     let mut w = World::default();
     if let Some(m) = &s.org.management_account {
         w.org.management_account = m.clone();
     }
-    w.org.scp_enabled = true;
-    for a in &s.org.accounts {
-        w.org.attachments.insert(
-            a.id.clone(),
-            BTreeSet::from(["p-FullAWSAccess".to_string()]),
-        );
-        w.account(&a.id);
-    }
+    organization(&mut w, &s.org);
     for (account, r) in &s.resources {
         for (region, groups) in &r.security_groups {
             for (id, name) in groups {
@@ -86,6 +80,71 @@ pub fn build(s: &Scenario) -> World {
         scaling(&mut w, account, r);
     }
     w
+}
+
+/// The root, OUs and member accounts, each with AWS's `FullAWSAccess` attached (as enabling
+/// SCPs does), and the scenario's guardrails attached where it says. A scenario that passed
+/// its checks names only OUs and accounts it declares; anything else is skipped.
+fn organization(w: &mut World, org: &Org) {
+    w.org.scp_enabled = true;
+    let root = w.org.root_id.clone();
+    let full = || BTreeSet::from([FULL_AWS_ACCESS.to_string()]);
+    w.org.attachments.insert(root.clone(), full());
+    let mut ou_ids: BTreeMap<String, String> = BTreeMap::new();
+    for (path, _, name) in org.ou_paths() {
+        let parent = match path.rsplit_once('/') {
+            Some((up, _)) => ou_ids.get(up).cloned().unwrap_or_else(|| root.clone()),
+            None => root.clone(),
+        };
+        let id = (0..)
+            .map(|salt| ou_id(&root, &path, salt))
+            .find(|id| !w.org.ous.contains_key(id))
+            .unwrap_or_default();
+        w.org.ous.insert(id.clone(), Ou { name, parent });
+        w.org.attachments.insert(id.clone(), full());
+        ou_ids.insert(path, id);
+    }
+    for a in &org.accounts {
+        let parent =
+            a.ou.as_ref()
+                .and_then(|p| ou_ids.get(p).cloned())
+                .unwrap_or_else(|| root.clone());
+        let member = Member {
+            name: a.name.clone(),
+            parent,
+            tags: a.tags.clone(),
+        };
+        w.org.accounts.insert(a.id.clone(), member);
+        w.org.attachments.insert(a.id.clone(), full());
+        w.account(&a.id);
+    }
+    for p in &org.policies {
+        let Ok(doc) = p.document() else { continue };
+        let id = (0..)
+            .map(|salt| policy_id(&p.name, salt))
+            .find(|id| !w.org.policies.contains_key(id))
+            .unwrap_or_default();
+        w.org
+            .policies
+            .insert(id.clone(), (p.name.clone(), doc.to_string()));
+        for t in &p.attach {
+            let target = if t == "root" {
+                Some(root.clone())
+            } else {
+                ou_ids
+                    .get(t)
+                    .cloned()
+                    .or_else(|| w.org.accounts.contains_key(t).then(|| t.clone()))
+            };
+            if let Some(target) = target {
+                w.org
+                    .attachments
+                    .entry(target)
+                    .or_default()
+                    .insert(id.clone());
+            }
+        }
+    }
 }
 
 /// The account's Auto Scaling groups, each with the instances that name it in service.
