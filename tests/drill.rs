@@ -108,6 +108,39 @@ fn a_bad_scenario_exits_2_naming_file_line_and_field() {
     );
 }
 
+#[test]
+fn the_fence_drill_report_shows_the_ou_guardrail_deciding_the_attackers_move() {
+    let out = cordon(
+        &["drill", "playbooks/drills/fence-member-account.yaml"],
+        &root(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("leave-org-before-fence") && l.contains("| met |"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains("explicit deny in SCP deny-leave-organization"),
+        "{line}"
+    );
+    assert!(line.contains("on OU Workloads (ou-sim0-"), "{line}");
+}
+
+#[test]
+fn a_scenario_naming_an_unknown_ou_exits_2_naming_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, "name: x\norg:\n  ous:\n    - name: Workloads\n  accounts:\n    - id: \"111111111111\"\n      name: a\n      ou: Workload\n").unwrap();
+    let out = cordon(&["drill", path.to_str().unwrap()], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml:8: org.accounts[0].ou: `Workload` is not an OU under org.ous (known: Workloads)"),
+        "{stderr}"
+    );
+}
+
 /// The browser the HTML report is rendered in: `CORDON_CHROMIUM`, else `chromium` on PATH
 /// (tests/run.sh installs it when missing).
 fn chromium() -> PathBuf {

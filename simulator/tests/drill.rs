@@ -57,6 +57,16 @@ fn the_fence_drill_attaches_the_deny_scp_after_a_second_person_approves() {
     let report = assert_passes("fence-member-account.yaml");
     let f = &report.findings[0];
     assert_eq!(f.time_to_containment.as_deref(), Some("7m00.400s"), "{f:?}");
+    // The guardrails the scenario put on its OUs are in the organization before and after.
+    let guard = report
+        .expectations
+        .iter()
+        .find(|e| e.expectation.contains("leave-org-before-fence"))
+        .unwrap();
+    assert!(
+        guard.met && guard.evidence.contains("on OU Workloads ("),
+        "{guard:?}"
+    );
 }
 
 #[test]
@@ -125,6 +135,61 @@ fn scenario_errors_name_file_line_and_field() {
     let e = drill::load(&path).unwrap_err();
     assert_eq!(e.line, 3, "{e}");
     assert!(e.to_string().contains("unknown field `bye`"), "{e}");
+}
+
+#[test]
+fn org_errors_name_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = "      content: {Statement: {Effect: Deny, Action: \"*\"}}\n";
+    let cases = [
+        (
+            "name: x\norg:\n  ous:\n    - name: Workloads\n  accounts:\n    - id: \"111111111111\"\n      name: a\n      ou: Workloads/Prd\n".to_string(),
+            8,
+            "org.accounts[0].ou",
+            "`Workloads/Prd` is not an OU under org.ous (known: Workloads)",
+        ),
+        (
+            "name: x\norg:\n  accounts:\n    - {id: \"1234\", name: a}\n".to_string(),
+            4,
+            "org.accounts[0].id",
+            "`1234` is not a 12-digit account id",
+        ),
+        (
+            format!("name: x\norg:\n  accounts:\n    - {{id: \"111111111111\", name: a}}\n  policies:\n    - name: g\n{guard}      attach:\n        - root\n        - \"222222222222\"\n"),
+            10,
+            "org.policies[0].attach[1]",
+            "`222222222222` is not root, an OU path under org.ous or an account id under org.accounts",
+        ),
+        (
+            "name: x\norg:\n  policies:\n    - name: g\n      attach: [root]\n      content:\n        Statement:\n          - Effect: Deny\n            Action: \"*\"\n            Principal: \"*\"\n".to_string(),
+            10,
+            "org.policies[0].content.Statement[0].Principal",
+            "SCPs take no principal",
+        ),
+        (
+            "name: x\norg:\n  policies:\n    - name: g\n      attach: [root]\n      content: '{\"Statement\": '\n".to_string(),
+            6,
+            "org.policies[0].content",
+            "is not a JSON policy document",
+        ),
+        (
+            "name: x\norg:\n  ous:\n    - name: Workloads\n      ous:\n        - name: Prod\n        - name: Prod\n".to_string(),
+            7,
+            "org.ous[0].ous[1].name",
+            "there is already an OU Workloads/Prod",
+        ),
+    ];
+    for (i, (text, line, field, problem)) in cases.iter().enumerate() {
+        let path = scenario(dir.path(), &format!("org{i}.yaml"), text);
+        let e = drill::load(&path).unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (*line, *field), "{e}");
+        assert!(e.problem.contains(problem), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}:{line}: {field}: ", path.display())),
+            "{e}"
+        );
+    }
 }
 
 /// `cordon serve`'s intake refuses a finding a drill injected, and takes the same event unmarked.

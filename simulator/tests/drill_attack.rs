@@ -73,6 +73,24 @@ fn a_fenced_account_denies_the_stolen_session_but_not_break_glass() {
             .contains("explicit deny in SCP cordon-quarantine"),
         "{denied:?}"
     );
+    // Before the fence, the guardrail on the OU above the account already denied leaving the
+    // organization; the one on the sibling Prod OU did not reach it.
+    let guard = expectation(&r, "attacker_denied leave-org-before-fence");
+    assert!(guard.met, "{guard:?}");
+    let workloads = cordon_simulator::org::ou_id("r-sim0", "Workloads", 0);
+    let policy = cordon_simulator::org::policy_id("deny-leave-organization", 0);
+    assert!(
+        guard.evidence.ends_with(&format!("denied: explicit deny in SCP deny-leave-organization ({policy}) on OU Workloads ({workloads}), above account 352283894008")),
+        "{guard:?}"
+    );
+    let gap = expectation(&r, "attacker_allowed create-user-before-fence");
+    assert!(
+        gap.met
+            && gap
+                .evidence
+                .contains("allowed: no policy denies iam:CreateUser"),
+        "{gap:?}"
+    );
     // Denied by the responder instead: the SCP never goes up and the session still works.
     let r = edited("fence-member-account.yaml", |t| {
         t.replace(
@@ -81,6 +99,29 @@ fn a_fenced_account_denies_the_stolen_session_but_not_break_glass() {
         )
     });
     assert!(!expectation(&r, "attacker_denied deploy-after-fence").met);
+}
+
+#[test]
+fn a_guardrail_follows_the_account_when_it_moves_to_another_ou() {
+    // The sandbox account placed in Workloads/Prod: the Prod guardrail now applies to it.
+    let r = edited("fence-member-account.yaml", |t| {
+        t.replace("ou: Workloads/Sandbox", "ou: Workloads/Prod")
+    });
+    assert!(!r.passed);
+    let gap = expectation(&r, "attacker_allowed create-user-before-fence");
+    assert!(!gap.met, "{gap:?}");
+    assert!(
+        gap.evidence
+            .contains("explicit deny in SCP prod-no-iam-users")
+            && gap.evidence.contains("on OU Workloads/Prod (ou-sim0-"),
+        "{gap:?}"
+    );
+    // Everything else in the drill holds, the release check included.
+    let missed: Vec<_> = r.missed().iter().map(|e| e.expectation.clone()).collect();
+    assert_eq!(
+        missed,
+        ["expect[1] attacker_allowed create-user-before-fence"]
+    );
 }
 
 #[test]
