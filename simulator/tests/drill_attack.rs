@@ -125,6 +125,39 @@ fn a_guardrail_follows_the_account_when_it_moves_to_another_ou() {
 }
 
 #[test]
+fn a_guardrail_attached_to_the_root_or_to_the_account_applies_too() {
+    for (target, on) in [
+        (
+            "root",
+            "on the root r-sim0, above account 352283894008".to_string(),
+        ),
+        ("\"352283894008\"", "on account 352283894008".to_string()),
+    ] {
+        let r = edited("fence-member-account.yaml", |t| {
+            t.replace("attach: [Workloads]\n", &format!("attach: [{target}]\n"))
+                // Checked before the approval: a guardrail on the account is not a fence.
+                .replace(
+                    "expect:\n",
+                    "expect:\n  - by: 5m\n    account_fenced: \"352283894008\"\n",
+                )
+        });
+        let guard = expectation(&r, "attacker_denied leave-org-before-fence");
+        assert!(
+            guard.met && guard.evidence.ends_with(&on),
+            "{target}: {guard:?}"
+        );
+        let early = expectation(&r, "expect[0] account_fenced");
+        assert!(!early.met, "{target}: {early:?}");
+        let missed: Vec<_> = r.missed().iter().map(|e| e.expectation.clone()).collect();
+        assert_eq!(
+            missed,
+            ["expect[0] account_fenced 352283894008"],
+            "{target}"
+        );
+    }
+}
+
+#[test]
 fn a_deactivated_key_signs_nothing_but_the_users_other_key_does_until_approval() {
     let r = edited("access-key-outside-aws.yaml", |t| t);
     assert!(r.passed, "{}", r.markdown());
