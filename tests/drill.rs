@@ -118,7 +118,7 @@ fn the_fence_drill_report_shows_the_ou_guardrail_deciding_the_attackers_move() {
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     let line = stdout
         .lines()
-        .find(|l| l.contains("leave-org-before-fence") && l.contains("| met |"))
+        .find(|l| l.contains("attacker\\_denied leave-org ") && l.contains("| met |"))
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!(
         line.contains("explicit deny in SCP deny-leave-organization"),

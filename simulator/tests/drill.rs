@@ -61,7 +61,7 @@ fn the_fence_drill_attaches_the_deny_scp_after_a_second_person_approves() {
     let guard = report
         .expectations
         .iter()
-        .find(|e| e.expectation.contains("leave-org-before-fence"))
+        .find(|e| e.expectation.contains("attacker_denied leave-org"))
         .unwrap();
     assert!(
         guard.met && guard.evidence.contains("on OU Workloads ("),

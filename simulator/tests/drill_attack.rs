@@ -73,23 +73,33 @@ fn a_fenced_account_denies_the_stolen_session_but_not_break_glass() {
             .contains("explicit deny in SCP cordon-quarantine"),
         "{denied:?}"
     );
-    // Before the fence, the guardrail on the OU above the account already denied leaving the
-    // organization; the one on the sibling Prod OU did not reach it.
-    let guard = expectation(&r, "attacker_denied leave-org-before-fence");
-    assert!(guard.met, "{guard:?}");
+    // The guardrail on the OU above the account denies leaving the organization; the one on the
+    // Sandbox OU denies creating a user there, and not in prod, on the sibling OU.
+    let guard = expectation(&r, "attacker_denied leave-org");
     let workloads = cordon_simulator::org::ou_id("r-sim0", "Workloads", 0);
     let policy = cordon_simulator::org::policy_id("deny-leave-organization", 0);
     assert!(
-        guard.evidence.ends_with(&format!("denied: explicit deny in SCP deny-leave-organization ({policy}) on OU Workloads ({workloads}), above account 352283894008")),
+        guard.met && guard.evidence.ends_with(&format!("denied: explicit deny in SCP deny-leave-organization ({policy}) on OU Workloads ({workloads}), above account 352283894008")),
         "{guard:?}"
     );
-    let gap = expectation(&r, "attacker_allowed create-user-before-fence");
+    let sandbox = expectation(&r, "attacker_denied sandbox-create-user");
     assert!(
-        gap.met
-            && gap
+        sandbox.met
+            && sandbox
+                .evidence
+                .contains("explicit deny in SCP sandbox-no-iam-users")
+            && sandbox
+                .evidence
+                .contains("on OU Workloads/Sandbox (ou-sim0-"),
+        "{sandbox:?}"
+    );
+    let prod = expectation(&r, "attacker_allowed prod-create-user");
+    assert!(
+        prod.met
+            && prod
                 .evidence
                 .contains("allowed: no policy denies iam:CreateUser"),
-        "{gap:?}"
+        "{prod:?}"
     );
     // Denied by the responder instead: the SCP never goes up and the session still works.
     let r = edited("fence-member-account.yaml", |t| {
@@ -103,25 +113,27 @@ fn a_fenced_account_denies_the_stolen_session_but_not_break_glass() {
 
 #[test]
 fn a_guardrail_follows_the_account_when_it_moves_to_another_ou() {
-    // The sandbox account placed in Workloads/Prod: the Prod guardrail now applies to it.
+    // The prod account placed in Workloads/Sandbox: the Sandbox guardrail now applies to it.
     let r = edited("fence-member-account.yaml", |t| {
-        t.replace("ou: Workloads/Sandbox", "ou: Workloads/Prod")
+        t.replace(
+            "ou: Workloads/Prod, tags: {env: prod}",
+            "ou: Workloads/Sandbox, tags: {env: prod}",
+        )
     });
     assert!(!r.passed);
-    let gap = expectation(&r, "attacker_allowed create-user-before-fence");
-    assert!(!gap.met, "{gap:?}");
+    let prod = expectation(&r, "attacker_allowed prod-create-user");
     assert!(
-        gap.evidence
-            .contains("explicit deny in SCP prod-no-iam-users")
-            && gap.evidence.contains("on OU Workloads/Prod (ou-sim0-"),
-        "{gap:?}"
+        !prod.met
+            && prod
+                .evidence
+                .contains("explicit deny in SCP sandbox-no-iam-users")
+            && prod.evidence.contains("on OU Workloads/Sandbox (ou-sim0-")
+            && prod.evidence.ends_with("above account 111111111111"),
+        "{prod:?}"
     );
     // Everything else in the drill holds, the release check included.
     let missed: Vec<_> = r.missed().iter().map(|e| e.expectation.clone()).collect();
-    assert_eq!(
-        missed,
-        ["expect[1] attacker_allowed create-user-before-fence"]
-    );
+    assert_eq!(missed, ["expect[7] attacker_allowed prod-create-user"]);
 }
 
 #[test]
@@ -141,7 +153,7 @@ fn a_guardrail_attached_to_the_root_or_to_the_account_applies_too() {
                     "expect:\n  - by: 5m\n    account_fenced: \"352283894008\"\n",
                 )
         });
-        let guard = expectation(&r, "attacker_denied leave-org-before-fence");
+        let guard = expectation(&r, "attacker_denied leave-org");
         assert!(
             guard.met && guard.evidence.ends_with(&on),
             "{target}: {guard:?}"
