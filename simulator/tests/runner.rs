@@ -88,6 +88,59 @@ async fn throttling_is_retried_until_it_passes() {
     );
 }
 
+/// A process killed after a step was journaled as started, but before its action recorded a
+/// pre-state (so before any change), resumes the step as the same attempt: the crash spends no
+/// retry, and the run shows the step ran once. One killed after the pre-state counts a new
+/// attempt, since the change may have been made.
+#[tokio::test]
+async fn a_step_interrupted_before_it_changed_anything_resumes_as_the_same_attempt() {
+    let playbook = one_step(
+        "ec2.isolate_instance",
+        "{instance: i-0961e0b3af8b3ec39}",
+        "",
+    );
+    // The pre-state and parameters the step journals, from an uninterrupted run of the same
+    // playbook on the same simulated world.
+    let whole = run_once(&fixture(&playbook)).await.1.steps.remove(0);
+    for (pre_state, attempt) in [(false, 1), (true, 2)] {
+        let f = fixture(&playbook);
+        let submitted = f.runner.submit(&f.fe).await.unwrap();
+        let id = submitted[0].run_id.clone().unwrap();
+        // What a kill -9 leaves: the step started (attempt 1), no call made.
+        let mut run = f.runner.journal().get(&id).await.unwrap().unwrap();
+        run.state = RunState::Running;
+        run.steps[0].state = StepState::Started;
+        run.steps[0].attempt = 1;
+        run.steps[0].params = whole.params.clone();
+        if pre_state {
+            run.steps[0].prepared = whole.prepared.clone();
+        }
+        let entry = cordon_engine::journal::Entry {
+            at_ms: 0,
+            state: "running".into(),
+            step: Some("s".into()),
+            what: "started ec2.isolate_instance (attempt 1)".into(),
+        };
+        f.runner.journal().update(&run, &entry).await.unwrap();
+
+        let state = f.runner.drive(&id).await.unwrap();
+        let run = f.runner.journal().get(&id).await.unwrap().unwrap();
+        assert_eq!(state, RunState::Succeeded, "{:?}", run.steps[0]);
+        assert_eq!(
+            run.steps[0].attempt, attempt,
+            "pre-state journaled: {pre_state}"
+        );
+        if !pre_state {
+            let calls = f.sim.snapshot().calls;
+            let isolations = calls
+                .iter()
+                .filter(|c| c.starts_with("ec2:ModifyNetworkInterfaceAttribute"))
+                .count();
+            assert_eq!(isolations, 2, "allow-all, then isolation: {calls:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn access_denied_is_not_retried_and_fails_the_run_with_the_reason() {
     let f = fixture(&one_step(

@@ -66,6 +66,15 @@ impl Runner {
                         .finish(&mut run, RunState::NeedsAttention, Some(why))
                         .await;
                 }
+                // An undoable action journals its pre-state before it changes anything (see
+                // `attempts`): without one, the interrupted attempt never reached a change, so
+                // the resumed one carries the same number and spends no retry.
+                StepState::Started
+                    if rec.prepared.is_none() && step.action.meta().undo.is_some() =>
+                {
+                    tracing::info!(step = %step.id, attempt = rec.attempt, "Resuming interrupted step: it had changed nothing yet");
+                    run.steps[i].attempt = run.steps[i].attempt.saturating_sub(1);
+                }
                 StepState::Started => {
                     tracing::info!(step = %step.id, attempt = rec.attempt, "Re-running interrupted idempotent step");
                 }
