@@ -15,11 +15,12 @@ const ISOLATE_AND_TELL: &str = "id: isolate-and-tell\ntitle: t\nversion: 1\nmode
 fn a_slack_outage_delays_the_messages_never_the_containment() {
     let c = Cordon::new();
     let (slack_url, seen) = fake::start();
-    // Slack answers 500 to everything for the next 4 seconds.
-    let outage = Duration::from_secs(4);
-    seen.fail(Failing::Until(Instant::now() + outage));
     let pb = c.playbook_dir("it", ISOLATE_AND_TELL);
     let s = serve(&c, &slack_url, &pb);
+    // Slack answers 500 to everything for the next 4 seconds, from the finding's arrival (a
+    // server slow to start on a loaded machine must not eat into the outage).
+    let outage = Duration::from_secs(4);
+    seen.fail(Failing::Until(Instant::now() + outage));
     let started = Instant::now();
     let id = s.event(&fixture_json(DEMO));
     s.state(&c, &id, "succeeded");
