@@ -1,5 +1,7 @@
 //! A run: one playbook executing for one finding, and the journaled state of each of its steps.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -264,8 +266,9 @@ pub struct Run {
     pub state: RunState,
     /// How it started.
     pub trigger: Trigger,
-    /// The single-finding event.
-    pub event: Value,
+    /// The single-finding event (shared with the finding it came from; serialized as the
+    /// JSON value itself).
+    pub event: Arc<Value>,
     /// The normalized finding.
     pub finding: Value,
     /// Playbook vars, evaluated when the run was created.

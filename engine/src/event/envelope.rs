@@ -50,7 +50,7 @@ pub(crate) fn parse(value: Value) -> Result<Parsed, EventError> {
             let env = read(top, detail_type)?;
             let finding = guardduty::normalize(env.detail, "detail", env.region)?;
             Ok(Parsed::one(super::FindingEvent {
-                event: value,
+                event: value.into(),
                 finding,
                 custom_action: None,
                 synthetic_envelope: false,

@@ -43,7 +43,7 @@ pub(crate) fn from_bare(top: &Obj) -> Result<Parsed, EventError> {
         Value::Object(top.clone()),
     );
     Ok(Parsed::one(FindingEvent {
-        event,
+        event: event.into(),
         finding,
         custom_action: None,
         synthetic_envelope: true,

@@ -33,6 +33,8 @@ mod product;
 mod robustness_tests;
 mod securityhub;
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use crate::finding::Finding;
@@ -49,8 +51,9 @@ pub struct FindingEvent {
     /// The single-finding EventBridge event: the event itself for GuardDuty; for a Security Hub
     /// event with N findings, a copy of the envelope whose `detail.findings` holds only this
     /// finding; for a bare finding, a synthetic envelope (`version`, `source`, `detail-type`,
-    /// `account`, `region`, `time`, `resources`, `detail`).
-    pub event: Value,
+    /// `account`, `region`, `time`, `resources`, `detail`). Shared (`Arc`) with the runs it
+    /// starts, which journal it: a run is created without copying the tree.
+    pub event: Arc<Value>,
     /// The normalized finding.
     pub finding: Finding,
     /// For `Security Hub Findings - Custom Action`: the action a user chose in the console.

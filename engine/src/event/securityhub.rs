@@ -110,7 +110,7 @@ pub(crate) fn from_event(top: &Obj, env: &Envelope<'_>) -> Result<Parsed, EventE
             detail.insert(key.clone(), json!([f]));
         }
         batch.findings.push(FindingEvent {
-            event: Value::Object(event),
+            event: Value::Object(event).into(),
             finding,
             custom_action: custom_action.clone(),
             synthetic_envelope: false,
@@ -183,7 +183,7 @@ fn synthetic(f: &Obj, path: &str, format: Format) -> Result<FindingEvent, EventE
         json!({ "findings": [Value::Object(f.clone())] }),
     );
     Ok(FindingEvent {
-        event,
+        event: event.into(),
         finding,
         custom_action: None,
         synthetic_envelope: true,

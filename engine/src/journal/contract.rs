@@ -16,7 +16,7 @@ pub(crate) fn run(id: &str, dedup: &str) -> Run {
         dedup_key: dedup.into(),
         state: RunState::Pending,
         trigger: Trigger::Event,
-        event: json!({}),
+        event: json!({}).into(),
         finding: json!({}),
         vars: json!({}),
         account: "111122223333".into(),
@@ -116,7 +116,7 @@ pub(crate) async fn every_field_round_trips(j: &dyn Journal) {
     r.trigger = Trigger::CustomAction {
         name: "contain".into(),
     };
-    r.event = json!({"detail": {"id": "f1", "tags": [{"key": "a", "value": "<!channel>"}]}});
+    r.event = json!({"detail": {"id": "f1", "tags": [{"key": "a", "value": "<!channel>"}]}}).into();
     r.finding = json!({"id": "f1", "severity": 8.5, "resources": [{"id": "i-1"}]});
     r.vars = json!({"channel": "#ir"});
     r.created_ms = 7;

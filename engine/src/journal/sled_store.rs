@@ -187,7 +187,7 @@ fn assemble(fixed: Fixed, changing: Mutable, version: u64) -> Run {
         dedup_key: fixed.dedup_key,
         state: changing.state,
         trigger: fixed.trigger,
-        event: fixed.event,
+        event: fixed.event.into(),
         finding: fixed.finding,
         vars: fixed.vars,
         account: fixed.account,

@@ -264,7 +264,7 @@ pub(crate) fn trigger_context(fe: &FindingEvent, event: &Reads, finding: &Reads)
     };
     let event = match event {
         Reads::Nothing => Cow::Owned(json!({})),
-        Reads::All => Cow::Borrowed(&fe.event),
+        Reads::All => Cow::Borrowed(&*fe.event),
         reads => Cow::Owned(reads.pick_json(&fe.event)),
     };
     Context::new(&event, &finding, &empty, &empty, &empty)

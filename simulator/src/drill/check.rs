@@ -108,7 +108,7 @@ pub async fn states(
 
 /// The run without what a drill never reads (see [`runs`]).
 fn slim(mut r: Run) -> Run {
-    r.event = serde_json::Value::Null;
+    r.event = Default::default();
     r.finding = serde_json::Value::Null;
     r.vars = serde_json::Value::Null;
     r.playbook_source = String::new();

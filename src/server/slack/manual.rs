@@ -186,7 +186,7 @@ fn build(
         "detail": {"playbook": id, "inputs": values, "requested_by": who.by()},
     });
     FindingEvent {
-        event,
+        event: event.into(),
         finding,
         custom_action: None,
         synthetic_envelope: true,

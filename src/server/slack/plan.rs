@@ -172,7 +172,7 @@ mod tests {
             dedup_key: "k".into(),
             state: RunState::WaitingApproval,
             trigger: Trigger::Event,
-            event: Value::Null,
+            event: Value::Null.into(),
             finding: Value::Null,
             vars: Value::Null,
             account: "111122223333".into(),
