@@ -68,6 +68,14 @@ pub fn drill(app: &App, args: &DrillArgs) -> anyhow::Result<i32> {
             };
             std::fs::write(path, text)
                 .with_context(|| format!("writing the report to {}", path.display()))?;
+            let met = report.expectations.iter().filter(|e| e.met).count();
+            outln!(
+                "{}: {} of {} expectations met; report written to {}",
+                if report.passed { "PASSED" } else { "FAILED" },
+                met,
+                report.expectations.len(),
+                path.display()
+            )?;
         }
     }
     for e in report.missed() {

@@ -43,14 +43,28 @@ impl Terminal {
         }
     }
 
-    /// Asks the decision, then who made it (default `room`).
-    fn verdict(&mut self, question: &str) -> Option<Verdict> {
+    /// Asks the decision, then who made it: default `room` for a finding; a person's name for
+    /// an approval (approvals are counted per person: an anonymous one would pass the
+    /// two-person rule).
+    fn verdict(&mut self, question: &str, named: bool) -> Option<Verdict> {
         let go = self.yes_no(question)?;
-        let by = self.answer("Who decides? [room] ")?;
-        Some(Verdict {
-            go,
-            by: if by.is_empty() { "room".into() } else { by },
-        })
+        loop {
+            let by = self.answer(if named {
+                "Who decides? (a name) "
+            } else {
+                "Who decides? [room] "
+            })?;
+            match (by.is_empty(), named) {
+                (false, _) => return Some(Verdict { go, by }),
+                (true, false) => {
+                    return Some(Verdict {
+                        go,
+                        by: "room".into(),
+                    })
+                }
+                (true, true) => self.say("a name is required: approvals are counted per person"),
+            }
+        }
     }
 
     fn say(&mut self, text: &str) {
@@ -107,7 +121,7 @@ impl Room for Terminal {
                 }
             }
         }
-        self.verdict("Let cordon act? [y/n] ")
+        self.verdict("Let cordon act? [y/n] ", false)
     }
 
     fn approval(&mut self, ask: &ApprovalAsk<'_>) -> Option<Verdict> {
@@ -138,7 +152,7 @@ impl Room for Terminal {
                 at(d)
             ));
         }
-        self.verdict("Approve? [y/n] ")
+        self.verdict("Approve? [y/n] ", true)
     }
 
     fn tell(&mut self, text: &str) {

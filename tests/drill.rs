@@ -63,6 +63,13 @@ fn reports_in_json_and_junit_are_byte_identical_for_one_seed() {
                 dir.path(),
             );
             assert_eq!(out.status.code(), Some(0));
+            // The verdict is on stdout; the report is in the file.
+            let said = String::from_utf8_lossy(&out.stdout);
+            assert!(said.starts_with("PASSED: "), "{said}");
+            assert!(
+                said.contains(&format!("report written to {}", p.display())),
+                "{said}"
+            );
         }
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     }

@@ -161,14 +161,18 @@ fn the_room_starts_the_run_and_two_people_decide_its_approval() {
         "{waiting}"
     );
     assert!(waiting.contains("approvals: 0 of 1"), "{waiting}");
-    // The person who started the run cannot approve it: the room is told, and asked again.
+    // An approval needs a name; the person who started the run cannot approve it: the room
+    // is told, and asked again.
     s.answer("y");
-    s.expect("Who decides? [room] ");
+    s.expect("Who decides? (a name) ");
+    s.answer("");
+    s.expect("a name is required: approvals are counted per person");
+    s.expect("Who decides? (a name) ");
     s.answer("bob");
     let refused = s.expect("Approve? [y/n] ");
     assert!(refused.contains("refused:"), "{refused}");
     s.answer("yes");
-    s.expect("Who decides? [room] ");
+    s.expect("Who decides? (a name) ");
     s.answer("carol");
     let (code, out) = s.finish();
     let report = &out[out.find("# Drill: ").expect("a report")..];

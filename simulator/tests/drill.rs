@@ -55,6 +55,13 @@ fn the_access_key_drill_deactivates_the_key_then_disables_the_user_on_approval()
 #[test]
 fn the_fence_drill_attaches_the_deny_scp_after_a_second_person_approves() {
     let report = assert_passes("fence-member-account.yaml");
+    // The responder who started the run by hand is named.
+    let started = report
+        .timeline
+        .iter()
+        .find(|l| l.line.event == "finding injected")
+        .unwrap();
+    assert_eq!(started.line.actor, "bob");
     let f = &report.findings[0];
     assert_eq!(f.time_to_containment.as_deref(), Some("7m00.400s"), "{f:?}");
     // The guardrails the scenario put on its OUs are in the organization before and after.
@@ -135,6 +142,93 @@ fn scenario_errors_name_file_line_and_field() {
     let e = drill::load(&path).unwrap_err();
     assert_eq!(e.line, 3, "{e}");
     assert!(e.to_string().contains("unknown field `bye`"), "{e}");
+}
+
+/// An attacker's move naming a role, account, user, key or instance the scenario does not
+/// declare is a scenario error: a typo would otherwise be "denied" and meet `attacker_denied`.
+#[test]
+fn an_attacker_move_naming_what_does_not_exist_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "name: x\norg:\n  accounts:\n    - {id: \"111111111111\", name: a}\nresources:\n  \"111111111111\":\n    roles: [deploy]\n    users: [{name: dev, keys: [AKIAEXAMPLE0000001]}]\ntimeline:\n  - at: 1m\n    attacker:\n";
+    let cases = [
+        (
+            "      session: {account: \"111111111111\", role: deplyo, issued: 0s}\n      calls: ec2:RunInstances\n",
+            "timeline[0].attacker.session.role",
+            "`deplyo` is not a role of account 111111111111 under resources (its roles: deploy)",
+        ),
+        (
+            "      session: {account: \"999999999999\", role: deploy, issued: 0s}\n      calls: ec2:RunInstances\n",
+            "timeline[0].attacker.session.account",
+            "999999999999 is not an account under org.accounts",
+        ),
+        (
+            "      key: AKIAEXAMPLE0000002\n      calls: s3:ListBuckets\n",
+            "timeline[0].attacker.key",
+            "`AKIAEXAMPLE0000002` is not an access key of a user under resources",
+        ),
+        (
+            "      console_login: {account: \"111111111111\", user: admin}\n",
+            "timeline[0].attacker.console_login.user",
+            "`admin` is not a user of account 111111111111 under resources",
+        ),
+        (
+            "      connect: {instance: i-0123456789abcdef0, to: \"198.51.100.7:443\"}\n",
+            "timeline[0].attacker.connect.instance",
+            "`i-0123456789abcdef0` is not an instance under resources",
+        ),
+    ];
+    for (n, (attack, field, problem)) in cases.into_iter().enumerate() {
+        let path = scenario(
+            dir.path(),
+            &format!("a{n}.yaml"),
+            &format!("{head}{attack}"),
+        );
+        let e = drill::load(&path).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.problem.as_str()),
+            (field, problem),
+            "{e}"
+        );
+        assert!(e.line >= 12, "{e}");
+    }
+}
+
+/// A playbook or step the timeline names that the loaded playbooks lack is a scenario error,
+/// found before the drill runs.
+#[test]
+fn a_timeline_naming_a_missing_playbook_or_step_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let playbooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../playbooks");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../tests/fixtures/events/aws.guardduty__UnauthorizedAccess_EC2_MaliciousIPCaller.Custom__1.json",
+    );
+    let head = format!(
+        "name: x\nplaybooks: {}\norg:\n  accounts:\n    - {{id: \"352283894008\", name: a}}\ntimeline:\n  - at: 0s\n    inject:\n      fixture: {}\n",
+        playbooks.display(),
+        fixture.display()
+    );
+    let cases = [
+        (
+            "      playbook: quarantine-acount\n".to_string(),
+            "timeline[0].inject.playbook",
+            "no playbook `quarantine-acount`",
+        ),
+        (
+            "      playbook: quarantine-account\n  - at: 1m\n    approve: {playbook: quarantine-account, step: confrim, by: carol}\n".to_string(),
+            "timeline[1].approve.step",
+            "playbook quarantine-account has no step `confrim` (its steps: confirm, fence, tell)",
+        ),
+    ];
+    for (n, (rest, field, problem)) in cases.into_iter().enumerate() {
+        let path = scenario(dir.path(), &format!("p{n}.yaml"), &format!("{head}{rest}"));
+        let loaded = drill::load(&path).unwrap();
+        let Err(drill::DrillError::Scenario(e)) = drill::run(&loaded, 1) else {
+            panic!("{field}: not a scenario error");
+        };
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.problem.starts_with(problem), "{e}");
+        assert!(e.line >= 9, "{e}");
+    }
 }
 
 #[test]

@@ -122,6 +122,7 @@ fn run_with(
                 .join("\n"),
         }
     })?;
+    loaded.check_playbooks(&set)?;
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
@@ -504,7 +505,11 @@ fn injected_line(
             .map(|r| r.id.clone())
             .unwrap_or_default(),
         outcome,
-        actor: "drill".into(),
+        // A playbook started by hand names the responder who started it.
+        actor: match &inject.playbook {
+            Some(_) => inject.by.clone().unwrap_or_else(|| "responder".into()),
+            None => "drill".into(),
+        },
     }
 }
 

@@ -378,6 +378,71 @@ pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
 /// Builds an error at a field path.
 pub type At<'a> = dyn Fn(&str, String) -> ScenarioError + 'a;
 
+impl Loaded {
+    /// Checks that the playbooks the timeline names (`inject.playbook`, and the playbook and
+    /// step of each `approve`/`deny`) are in `set`, once the playbooks are loaded: a typo is a
+    /// scenario error with file, line and field, not a timeline note and a missed expectation.
+    pub fn check_playbooks(
+        &self,
+        set: &cordon_engine::playbook::PlaybookSet,
+    ) -> Result<(), ScenarioError> {
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        let at = |field: &str, problem: String| ScenarioError {
+            file: self.path.display().to_string(),
+            line: locate(&text, &parse_path(field)).unwrap_or(0),
+            field: field.to_string(),
+            problem,
+        };
+        let ids = || {
+            set.iter()
+                .map(|p| p.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for (i, e) in self.scenario.timeline.iter().enumerate() {
+            let named = e.inject.as_ref().and_then(|x| x.playbook.as_deref());
+            if let Some(p) = named.filter(|p| set.get(p).is_none()) {
+                return Err(at(
+                    &format!("timeline[{i}].inject.playbook"),
+                    format!(
+                        "no playbook `{p}` in {} (loaded: {})",
+                        self.playbooks.display(),
+                        ids()
+                    ),
+                ));
+            }
+            for (verb, d) in [("approve", &e.approve), ("deny", &e.deny)] {
+                let Some(d) = d else { continue };
+                let field = format!("timeline[{i}].{verb}");
+                let Some(p) = set.get(&d.playbook) else {
+                    return Err(at(
+                        &format!("{field}.playbook"),
+                        format!(
+                            "no playbook `{}` in {} (loaded: {})",
+                            d.playbook,
+                            self.playbooks.display(),
+                            ids()
+                        ),
+                    ));
+                };
+                if !p.steps.iter().any(|s| s.id == d.step) {
+                    let steps: Vec<&str> = p.steps.iter().map(|s| s.id.as_str()).collect();
+                    return Err(at(
+                        &format!("{field}.step"),
+                        format!(
+                            "playbook {} has no step `{}` (its steps: {})",
+                            p.id,
+                            d.step,
+                            steps.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A duration field (`30s`, `5m`, `2h`, `1d`).
 pub fn duration(text: &str, field: &str, at: &At<'_>) -> Result<Duration, ScenarioError> {
     parse_duration(text).ok_or_else(|| {
@@ -418,6 +483,7 @@ fn check(s: &Scenario, at: &At<'_>) -> Result<(), ScenarioError> {
         }
         if let Some(a) = &e.attacker {
             a.check(&format!("{field}.attacker"), at)?;
+            check_attack_refs(s, a, &format!("{field}.attacker"), at)?;
         }
     }
     for (i, x) in s.expect.iter().enumerate() {
@@ -453,6 +519,87 @@ fn check(s: &Scenario, at: &At<'_>) -> Result<(), ScenarioError> {
     }
     for (i, f) in s.faults.iter().enumerate() {
         super::faults::check(f, &format!("faults[{i}]"), at)?;
+    }
+    Ok(())
+}
+
+/// The attacker's move names what the scenario declares: a session of a role, a key, a user and
+/// an instance that exist in an account under `org.accounts`. A typo must not become a move
+/// "denied" because its target does not exist, which would meet `attacker_denied` for nothing.
+fn check_attack_refs(
+    s: &Scenario,
+    a: &super::attacker::Attack,
+    field: &str,
+    at: &At<'_>,
+) -> Result<(), ScenarioError> {
+    let resources = |account: &str, what: &str| {
+        if !s.org.accounts.iter().any(|a| a.id == account) {
+            return Err(at(
+                &format!("{field}.{what}.account"),
+                format!("{account} is not an account under org.accounts"),
+            ));
+        }
+        Ok(s.resources.get(account))
+    };
+    if let Some(session) = &a.session {
+        let declared = resources(&session.account, "session")?;
+        let roles: Vec<&str> = declared
+            .into_iter()
+            .flat_map(|r| r.roles.iter().map(|r| r.parts().0))
+            .collect();
+        if !roles.contains(&session.role.as_str()) {
+            return Err(at(
+                &format!("{field}.session.role"),
+                format!(
+                    "`{}` is not a role of account {} under resources (its roles: {})",
+                    session.role,
+                    session.account,
+                    if roles.is_empty() {
+                        "none".into()
+                    } else {
+                        roles.join(", ")
+                    }
+                ),
+            ));
+        }
+    }
+    if let Some(login) = &a.console_login {
+        let declared = resources(&login.account, "console_login")?;
+        if !declared.is_some_and(|r| r.users.iter().any(|u| u.name == login.user)) {
+            return Err(at(
+                &format!("{field}.console_login.user"),
+                format!(
+                    "`{}` is not a user of account {} under resources",
+                    login.user, login.account
+                ),
+            ));
+        }
+    }
+    if let Some(key) = &a.key {
+        let known = s
+            .resources
+            .values()
+            .flat_map(|r| &r.users)
+            .any(|u| u.keys.contains(key));
+        if !known {
+            return Err(at(
+                &format!("{field}.key"),
+                format!("`{key}` is not an access key of a user under resources"),
+            ));
+        }
+    }
+    if let Some(c) = &a.connect {
+        let known = s
+            .resources
+            .values()
+            .flat_map(|r| &r.instances)
+            .any(|i| i.id == c.instance);
+        if !known {
+            return Err(at(
+                &format!("{field}.connect.instance"),
+                format!("`{}` is not an instance under resources", c.instance),
+            ));
+        }
     }
     Ok(())
 }
