@@ -238,7 +238,9 @@ pub enum RunsCommand {
 /// `cordon drill`.
 #[derive(Debug, Args)]
 pub struct DrillArgs {
-    /// The scenario (YAML), e.g. playbooks/drills/c2-instance.yaml.
+    /// The scenario (YAML), e.g. playbooks/drills/c2-instance.yaml. Its playbooks: --playbooks
+    /// (or CORDON_PLAYBOOKS) when given, else the scenario's `playbooks:` (relative to its
+    /// file), else the `playbooks/` folder above the scenario's folder (the shipped layout).
     pub scenario: PathBuf,
     /// Write the report here: `.md` Markdown, `.html` a self-contained page with an SVG
     /// timeline, `.json` JSON, `.xml` JUnit XML. Default: Markdown on stdout.

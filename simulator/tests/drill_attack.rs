@@ -49,11 +49,12 @@ fn isolation_cuts_the_c2_connection_that_was_open_before_it() {
 
 #[test]
 fn without_containment_the_attackers_connection_stays_open_and_the_drill_fails() {
-    // The finding is never injected: nothing isolates the instance.
+    // The finding injected is one no playbook takes (a port probe): nothing isolates the
+    // instance.
     let r = edited("c2-instance.yaml", |t| {
         t.replace(
             "  - at: 2m\n    inject:",
-            "  - at: 2m\n    inject:\n      playbook: no-such-playbook",
+            "  - at: 2m\n    inject:\n      set: {detail.type: \"Recon:EC2/PortProbeUnprotectedPort\"}",
         )
     });
     assert!(!r.passed);
