@@ -493,31 +493,37 @@ fn injected_line(
     f: &cordon_engine::Finding,
     outcome: String,
 ) -> Line {
-    Line {
-        at_ms: now,
-        event: "finding injected".into(),
-        playbook: inject.playbook.clone().unwrap_or_default(),
-        step: String::new(),
-        account: f.account.clone(),
-        resource: f
-            .resources
-            .first()
-            .map(|r| r.id.clone())
-            .unwrap_or_default(),
-        outcome,
-        // A playbook started by hand names the responder who started it.
-        actor: match &inject.playbook {
-            Some(_) => inject.by.clone().unwrap_or_else(|| "responder".into()),
-            None => "drill".into(),
-        },
-    }
+    // A playbook started by hand names the responder who started it.
+    let actor = match &inject.playbook {
+        Some(_) => inject.by.clone().unwrap_or_else(|| "responder".into()),
+        None => "drill".into(),
+    };
+    let mut line = finding_line(now, "finding injected", f, outcome, actor);
+    line.playbook = inject.playbook.clone().unwrap_or_default();
+    line
 }
 
 /// The room's decision on a finding, as a timeline line.
 fn room_line(now: u64, f: &cordon_engine::Finding, v: &room::Verdict) -> Line {
+    let outcome = if v.go {
+        format!("cordon acts on {}", f.kind)
+    } else {
+        format!("held back: cordon does not act on {}", f.kind)
+    };
+    finding_line(now, "room decision", f, outcome, v.by.clone())
+}
+
+/// A timeline line about a finding: its account and first resource.
+fn finding_line(
+    now: u64,
+    event: &str,
+    f: &cordon_engine::Finding,
+    outcome: String,
+    actor: String,
+) -> Line {
     Line {
         at_ms: now,
-        event: "room decision".into(),
+        event: event.into(),
         playbook: String::new(),
         step: String::new(),
         account: f.account.clone(),
@@ -526,12 +532,8 @@ fn room_line(now: u64, f: &cordon_engine::Finding, v: &room::Verdict) -> Line {
             .first()
             .map(|r| r.id.clone())
             .unwrap_or_default(),
-        outcome: if v.go {
-            format!("cordon acts on {}", f.kind)
-        } else {
-            format!("held back: cordon does not act on {}", f.kind)
-        },
-        actor: v.by.clone(),
+        outcome,
+        actor,
     }
 }
 
