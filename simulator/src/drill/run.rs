@@ -552,25 +552,8 @@ impl Floor<'_> {
         dispatcher: &Dispatcher,
         lines: &mut Vec<Line>,
     ) -> Result<(), DrillError> {
-        loop {
-            tokio::select! {
-                biased;
-                update = self.updates.recv() => match update {
-                    Ok(u) if u.settled && u.state == RunState::WaitingApproval => {
-                        self.approvals(&u.run_id, dispatcher, lines).await?;
-                    }
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        self.every_waiting(dispatcher, lines).await?;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => {
-                        tokio::time::sleep_until(deadline).await;
-                        return Ok(());
-                    }
-                },
-                () = tokio::time::sleep_until(deadline) => return Ok(()),
-            }
-        }
+        self.attend(tokio::time::sleep_until(deadline), dispatcher, lines)
+            .await
     }
 
     /// Waits until no run is being driven and the room has decided every waiting step.
@@ -580,20 +563,37 @@ impl Floor<'_> {
         lines: &mut Vec<Line>,
     ) -> Result<(), DrillError> {
         loop {
-            loop {
-                tokio::select! {
-                    biased;
-                    update = self.updates.recv() => match update {
-                        Ok(u) if u.settled && u.state == RunState::WaitingApproval => {
-                            self.approvals(&u.run_id, dispatcher, lines).await?;
-                        }
-                        _ => {}
-                    },
-                    () = dispatcher.idle() => break,
-                }
-            }
+            self.attend(dispatcher.idle(), dispatcher, lines).await?;
             if !self.every_waiting(dispatcher, lines).await? {
                 return Ok(());
+            }
+        }
+    }
+
+    /// Until `done` completes, asks the room about each step as it starts waiting for
+    /// approval (about every waiting run when updates were missed).
+    async fn attend(
+        &mut self,
+        done: impl std::future::Future<Output = ()>,
+        dispatcher: &Dispatcher,
+        lines: &mut Vec<Line>,
+    ) -> Result<(), DrillError> {
+        tokio::pin!(done);
+        let mut open = true;
+        loop {
+            tokio::select! {
+                biased;
+                update = self.updates.recv(), if open => match update {
+                    Ok(u) if u.settled && u.state == RunState::WaitingApproval => {
+                        self.approvals(&u.run_id, dispatcher, lines).await?;
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        self.every_waiting(dispatcher, lines).await?;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => open = false,
+                },
+                () = &mut done => return Ok(()),
             }
         }
     }
