@@ -26,10 +26,7 @@ fn setting(name: &str, default: u64) -> u64 {
 
 /// Peak resident set size of this process (Linux `VmHWM`), in MB.
 fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    drill::run::peak_rss_kb().map(|kb| kb as f64 / 1024.0)
 }
 
 /// CPU time this process used so far (user + system, Linux `/proc/self/stat`), in seconds: on

@@ -25,6 +25,19 @@ pub struct Injected {
     pub runs: Vec<String>,
 }
 
+impl Injected {
+    /// Finding `f`, injected at `at_ms`, that started `runs`.
+    pub fn new(f: &cordon_engine::Finding, at_ms: u64, runs: Vec<String>) -> Injected {
+        Injected {
+            finding: f.id.clone(),
+            kind: f.kind.clone(),
+            account: f.account.clone(),
+            at_ms,
+            runs,
+        }
+    }
+}
+
 /// One expectation's outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {

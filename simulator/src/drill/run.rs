@@ -74,8 +74,9 @@ pub struct Phases {
     pub peak_rss_kb: [Option<u64>; 3],
 }
 
-/// Peak resident set size of this process so far (Linux `VmHWM`), in KiB.
-fn peak_rss_kb() -> Option<u64> {
+/// Peak resident set size of this process so far (Linux `VmHWM`), in KiB; `None` where the
+/// system does not say.
+pub fn peak_rss_kb() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
@@ -443,13 +444,7 @@ async fn inject_one(
                 decisions.push(room_line(now, &fe.finding, &verdict));
                 if !verdict.go {
                     outcome.push(format!("held back by {}", verdict.by));
-                    a.injected.push(Injected {
-                        finding: fe.finding.id.clone(),
-                        kind: fe.finding.kind.clone(),
-                        account: fe.finding.account.clone(),
-                        at_ms: now,
-                        runs: Vec::new(),
-                    });
+                    a.injected.push(Injected::new(&fe.finding, now, Vec::new()));
                     continue;
                 }
             }
@@ -470,13 +465,11 @@ async fn inject_one(
             }
             Err(e) => outcome.push(e.to_string()),
         }
-        a.injected.push(Injected {
-            finding: fe.finding.id.clone(),
-            kind: fe.finding.kind.clone(),
-            account: fe.finding.account.clone(),
-            at_ms: now,
-            runs: runs.iter().cloned().collect(),
-        });
+        a.injected.push(Injected::new(
+            &fe.finding,
+            now,
+            runs.iter().cloned().collect(),
+        ));
     }
     if outcome.is_empty() {
         outcome.push("no playbook matched".into());

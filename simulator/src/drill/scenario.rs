@@ -386,12 +386,15 @@ impl Loaded {
         &self,
         set: &cordon_engine::playbook::PlaybookSet,
     ) -> Result<(), ScenarioError> {
-        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
-        let at = |field: &str, problem: String| ScenarioError {
-            file: self.path.display().to_string(),
-            line: locate(&text, &parse_path(field)).unwrap_or(0),
-            field: field.to_string(),
-            problem,
+        // The file is read again only to locate an error's line.
+        let at = |field: &str, problem: String| {
+            let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+            ScenarioError {
+                file: self.path.display().to_string(),
+                line: locate(&text, &parse_path(field)).unwrap_or(0),
+                field: field.to_string(),
+                problem,
+            }
         };
         let ids = || {
             set.iter()
