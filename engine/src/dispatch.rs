@@ -189,7 +189,9 @@ impl Dispatcher {
             }
             let run = runner.load(&id).await?;
             if run.state == RunState::WaitingApproval {
-                self.inner.arm_timer(&id);
+                if let Some(deadline) = run.approval_deadline_ms() {
+                    self.inner.arm_timer(&id, deadline);
+                }
                 resumed.waiting.push(id);
             } else if run.state.is_unfinished() {
                 self.inner.schedule(&id);
@@ -438,21 +440,25 @@ impl Inner {
             loop {
                 // The run as loaded above, unless the wait let someone change it (the version
                 // check would refuse the first write; reloading now saves that round trip).
-                let driven = match loaded
+                let run = match loaded
                     .take()
                     .filter(|_| !lock(&self.active).get(&id).copied().unwrap_or(false))
                 {
-                    Some(run) => self.runner.drive_loaded(run).await,
-                    None => self.runner.drive(&id).await,
+                    Some(run) => Ok(run),
+                    None => self.runner.load(&id).await,
+                };
+                let driven = match run {
+                    Ok(run) => self.runner.drive_loaded(run).await,
+                    Err(e) => Err(e),
                 };
                 match driven {
-                    Ok(s) => {
-                        state = s;
+                    Ok(d) => {
+                        state = d.state;
                         conflicts = 0;
-                        if s == RunState::WaitingApproval {
-                            self.arm_timer(&id);
+                        if let Some(deadline) = d.deadline_ms {
+                            self.arm_timer(&id, deadline);
                         }
-                        self.publish(&id, s, false);
+                        self.publish(&id, d.state, false);
                     }
                     Err(e) if e.is_conflict() && conflicts < MAX_CONFLICTS => {
                         conflicts += 1;
@@ -508,20 +514,13 @@ impl Inner {
         });
     }
 
-    /// Waits on the runner's clock for the run's approval deadline, then applies the default
-    /// decision (unless someone decided first) and drives the run on after an approval.
-    fn arm_timer(self: &Arc<Self>, id: &str) {
+    /// Waits on the runner's clock until `deadline` (epoch ms), the run's approval deadline,
+    /// then applies the default decision (unless someone decided first) and drives the run on
+    /// after an approval.
+    fn arm_timer(self: &Arc<Self>, id: &str, deadline: u64) {
         let inner = self.clone();
         let id = id.to_string();
         self.tasks.spawn(async move {
-            let deadline = match inner.runner.deadline(&id).await {
-                Ok(Some(d)) => d,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::warn!(run_id = %id, error = %e, "Cannot read the approval deadline");
-                    return;
-                }
-            };
             tokio::select! {
                 () = inner.runner.clock().sleep_until(deadline) => {}
                 () = inner.shutdown.cancelled() => return,

@@ -293,4 +293,16 @@ impl Run {
     pub fn step(&self, id: &str) -> Option<&StepRecord> {
         self.steps.iter().find(|s| s.id == id)
     }
+
+    /// When the run waits for approval: the waiting step's deadline (epoch ms on the runner's
+    /// clock), if its approval times out.
+    pub fn approval_deadline_ms(&self) -> Option<u64> {
+        if self.state != RunState::WaitingApproval {
+            return None;
+        }
+        self.steps
+            .iter()
+            .filter(|s| s.state == StepState::WaitingApproval)
+            .find_map(|s| s.deadline_ms)
+    }
 }

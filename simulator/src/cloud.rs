@@ -700,11 +700,16 @@ impl Ec2 for SimCloud {
             if let Some(bad) = groups.iter().find(|g| !r.groups.contains_key(*g)) {
                 return Err(missing(&format!("security group {bad}"), t));
             }
-            let slot = r
-                .instances
-                .values_mut()
-                .find_map(|i| i.interfaces.get_mut(eni))
-                .ok_or_else(|| missing(eni, t))?;
+            // The instance named first: a scan of the region's instances grows with the world
+            // (a long-running `serve --cloud sim` holds every instance it ever saw).
+            let slot = match r.instances.get_mut(instance) {
+                Some(i) if i.interfaces.contains_key(eni) => i.interfaces.get_mut(eni),
+                _ => r
+                    .instances
+                    .values_mut()
+                    .find_map(|i| i.interfaces.get_mut(eni)),
+            }
+            .ok_or_else(|| missing(eni, t))?;
             *slot = groups.to_vec();
             Ok(())
         })

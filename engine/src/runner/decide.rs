@@ -205,19 +205,6 @@ impl Runner {
             }
         }
     }
-
-    /// The deadline (epoch ms) of run `id`'s waiting step, if it has one.
-    pub async fn deadline(&self, id: &str) -> Result<Option<u64>> {
-        let run = self.load(id).await?;
-        Ok((run.state == RunState::WaitingApproval)
-            .then(|| {
-                run.steps
-                    .iter()
-                    .filter(|s| s.state == StepState::WaitingApproval)
-                    .find_map(|s| s.deadline_ms)
-            })
-            .flatten())
-    }
 }
 
 /// The index of `step` in `run`, which must be waiting for a decision.

@@ -14,6 +14,16 @@ use crate::playbook::{OnError, ParamTemplate, Step};
 use crate::run::{Run, RunState, StepState};
 use crate::script::{Context, ScriptError};
 
+/// Where [`Runner::drive_loaded`] left a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Driven {
+    /// The run's state.
+    pub state: RunState,
+    /// When the run waits for approval: the waiting step's deadline (epoch ms on the runner's
+    /// clock), if its approval times out.
+    pub deadline_ms: Option<u64>,
+}
+
 impl Runner {
     /// Drives a run as far as it can go: to the end, to a step waiting for a human, to a
     /// failure, or (after [`Runner::stop`]) to the end of the step under way. A step found
@@ -24,12 +34,20 @@ impl Runner {
     /// when another writer changed the run meanwhile (drive again: it reloads).
     pub async fn drive(&self, id: &str) -> Result<RunState> {
         let run = self.load(id).await?;
-        self.drive_loaded(run).await
+        Ok(self.drive_loaded(run).await?.state)
     }
 
-    /// [`Runner::drive`] for a run just loaded from the journal (at its current version).
+    /// [`Runner::drive`] for a run just loaded from the journal (at its current version). Also
+    /// gives the approval deadline of a run left waiting, so a timer needs no second read.
     #[tracing::instrument(skip_all, fields(run_id = %run.id))]
-    pub async fn drive_loaded(&self, mut run: Run) -> Result<RunState> {
+    pub async fn drive_loaded(&self, mut run: Run) -> Result<Driven> {
+        let state = self.advance(&mut run).await?;
+        let deadline_ms = run.approval_deadline_ms();
+        Ok(Driven { state, deadline_ms })
+    }
+
+    /// The body of [`Runner::drive_loaded`]: `run` is left as last journaled.
+    async fn advance(&self, run: &mut Run) -> Result<RunState> {
         let id = run.id.clone();
         let id = id.as_str();
         match run.state {
@@ -43,17 +61,17 @@ impl Runner {
             RunState::Releasing => return self.release(id, "resume after restart").await,
             other => return Ok(other),
         }
-        let playbook = self.playbook_for(&run)?;
+        let playbook = self.playbook_for(run)?;
         for (i, step) in playbook.steps.iter().enumerate() {
             let rec = &run.steps[i];
             match rec.state {
                 StepState::Succeeded | StepState::Skipped | StepState::Failed => continue,
-                StepState::Denied => return self.finish(&mut run, RunState::Denied, None).await,
+                StepState::Denied => return self.finish(run, RunState::Denied, None).await,
                 StepState::WaitingApproval => {
                     run.state = RunState::WaitingApproval;
-                    self.save(&mut run, Some(&step.id), "waiting for approval")
+                    self.save(run, Some(&step.id), "waiting for approval")
                         .await?;
-                    return self.settled(&run);
+                    return self.settled(run);
                 }
                 StepState::Started if !step.action.meta().idempotent => {
                     let why = format!(
@@ -62,9 +80,7 @@ impl Runner {
                         step.action.meta().id
                     );
                     tracing::warn!(step = %step.id, "Interrupted non-idempotent step; run needs attention");
-                    return self
-                        .finish(&mut run, RunState::NeedsAttention, Some(why))
-                        .await;
+                    return self.finish(run, RunState::NeedsAttention, Some(why)).await;
                 }
                 // An undoable action journals its pre-state before it changes anything (see
                 // `attempts`): without one, the interrupted attempt never reached a change, so
@@ -83,12 +99,12 @@ impl Runner {
                         tracing::info!(step = %step.id, "Stopping before the next step; the run resumes at the next start");
                         return Ok(run.state);
                     }
-                    match self.begin(&mut run, i, step).await? {
+                    match self.begin(run, i, step).await? {
                         Begin::Go => {}
                         Begin::Skip => continue,
-                        Begin::Wait => return self.settled(&run),
+                        Begin::Wait => return self.settled(run),
                         Begin::Fail(msg) => {
-                            if let Some(state) = self.step_failed(&mut run, i, step, msg).await? {
+                            if let Some(state) = self.step_failed(run, i, step, msg).await? {
                                 return Ok(state);
                             }
                             continue;
@@ -96,11 +112,11 @@ impl Runner {
                     }
                 }
             }
-            if let Some(state) = self.execute(&mut run, i, step).await? {
+            if let Some(state) = self.execute(run, i, step).await? {
                 return Ok(state);
             }
         }
-        self.finish(&mut run, RunState::Succeeded, None).await
+        self.finish(run, RunState::Succeeded, None).await
     }
 
     /// Tells the observer the run stopped where it is; returns its state.

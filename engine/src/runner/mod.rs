@@ -37,6 +37,7 @@ use crate::run::{Run, RunState, StepRecord, Trigger};
 use crate::script::{Context, Sandbox};
 
 pub use decide::{check_approver, Expired};
+pub use drive::Driven;
 
 /// Called with a finding just before its first run is journaled (see
 /// [`Runner::submit_prepared`]).
