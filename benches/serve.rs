@@ -5,11 +5,15 @@
 //! 1. Latency: event received -> the run's first containment call, at a steady open-loop rate
 //!    (default 500 events/s: each request is sent on its schedule whatever the answers do).
 //!    Read from the server's own histogram `cordon_time_to_first_containment_seconds` (from
-//!    the handler's first line to the moment the step, marked started and flushed, makes its
-//!    first call), the difference of two scrapes around the steady phase. Target: p99 <= 5 ms.
+//!    the handler's first line to the moment the containment step makes its first call, once
+//!    the run is durable), the difference of two scrapes around the steady phase. Target: p99 <= 5 ms.
 //!    Beside it: the same load against a bare axum handler (the client's and loopback's share),
-//!    and bare sled insert + flush latencies on the same disk (the path flushes twice in
-//!    sequence: run created, then first step started, which also marks the run running).
+//!    and bare sled insert + flush latencies on the same disk. The path to the first call
+//!    flushes once (the run created); an undoable first step journals its start with its
+//!    pre-state, after that call, which reads it. During each round a probe on the same disk
+//!    flushes a record every 10 ms: a round where one of its flushes took over 5 ms had a disk
+//!    stall no durable intake can hide, and the figures over the other rounds are printed
+//!    apart (beside the figure over all rounds, never instead of it).
 //! 2. Intake of events that match no playbook (answered 200, nothing journaled), closed loop
 //!    with N concurrent senders, against a bare axum handler that reads the body and answers
 //!    202, on its own runtime in this process. Target: >= 50% of its rate.
@@ -99,6 +103,8 @@ async fn latency(http: &Client, s: &Settings, matching: &Arc<Events>) {
     );
     let bare = support::BareServer::start();
     let mut hist = Hist::default();
+    // Rounds in which no flush of the disk probe took over 5 ms.
+    let (mut quiet, mut quiet_rounds) = (Hist::default(), 0usize);
     let (mut cordon_rtt, mut bare_rtt, mut flushes) = (Vec::new(), Vec::new(), Vec::new());
     let (mut sent, mut statuses, mut record_size) = (0usize, BTreeMap::new(), 0);
     for _ in 0..s.rounds {
@@ -109,6 +115,11 @@ async fn latency(http: &Client, s: &Settings, matching: &Arc<Events>) {
         support::open_loop(http, &server.events_url(), s.rate, warm, matching, next_id).await;
         server.settle(http).await;
         let before = server.hist(http, CONTAINMENT).await;
+        let probe = support::DiskProbe::start(
+            &server.dir.path().join("probe"),
+            record,
+            Duration::from_millis(10),
+        );
         let answers = support::open_loop(
             http,
             &server.events_url(),
@@ -118,16 +129,26 @@ async fn latency(http: &Client, s: &Settings, matching: &Arc<Events>) {
             next_id,
         )
         .await;
+        let probed = probe.stop();
         server.settle(http).await;
         let after = server.hist(http, CONTAINMENT).await;
-        hist.add(&after.minus(&before));
+        let round = after.minus(&before);
+        hist.add(&round);
+        let disk_max = probed.iter().copied().fold(0.0, f64::max);
+        if disk_max <= TARGET_P99 {
+            quiet.add(&round);
+            quiet_rounds += 1;
+        }
         sent += answers.len();
         for (status, rtt) in &answers {
             *statuses.entry(*status).or_insert(0usize) += 1;
             cordon_rtt.push(rtt.as_secs_f64());
         }
         println!(
-            "  round: runs settled by state {:?}; sim world file {} KB at the end",
+            "  round: first containment p99 {:>7.3} ms; disk probe in the same window (sled insert + flush every 10 ms, same disk): p99 {:>7.3} ms, max {:>7.3} ms; runs settled by state {:?}; sim world file {} KB at the end",
+            round.quantile(0.99) * 1e3,
+            stats::quantile(&probed, 0.99) * 1e3,
+            disk_max * 1e3,
             server.settled(http).await,
             server.world_kb()
         );
@@ -163,7 +184,7 @@ async fn latency(http: &Client, s: &Settings, matching: &Arc<Events>) {
         ms(&bare_rtt, 0.99)
     );
     println!(
-        "  bare sled insert {record_size} B + flush, same disk: p50 {:>7.3} ms p99 {:>7.3} ms (the path flushes twice in sequence)",
+        "  bare sled insert {record_size} B + flush, same disk: p50 {:>7.3} ms p99 {:>7.3} ms (the path flushes once before the first call)",
         ms(&flushes, 0.5),
         ms(&flushes, 0.99)
     );
@@ -172,6 +193,22 @@ async fn latency(http: &Client, s: &Settings, matching: &Arc<Events>) {
         "  p99 <= 5 ms (target), every event answered 202: {}",
         verdict(met)
     );
+    // A journal flush waits for the disk: in a round where the disk itself stalled past 5 ms,
+    // no durable intake can keep its p99 under 5 ms. Shown apart, never instead of the above.
+    if quiet_rounds > 0 {
+        println!(
+            "  rounds in which the disk probe never exceeded 5 ms: {quiet_rounds} of {}; first containment over them: p50 {:>7.3} ms p99 {:>7.3} ms, {:.2}% <= 5 ms: {}",
+            s.rounds,
+            quiet.quantile(0.5) * 1e3,
+            quiet.quantile(0.99) * 1e3,
+            quiet.share_at_or_below(TARGET_P99) * 100.0,
+            verdict(quiet.share_at_or_below(TARGET_P99) >= 0.99)
+        );
+    } else {
+        println!(
+            "  the disk probe exceeded 5 ms in every round: no round measured cordon apart from the disk's stalls"
+        );
+    }
 }
 
 /// Benchmark 2.

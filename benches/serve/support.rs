@@ -446,6 +446,50 @@ impl SledLoop {
     }
 }
 
+/// A probe of the disk while a phase runs: a bare sled database at `dir` (configured as the
+/// journal's), one insert of `record` bytes then a flush every `every`, each flush's latency
+/// kept. A flush that takes long here took long for the server too: the disk stalled, not
+/// cordon. Stopped (and its latencies, in seconds, returned) by [`DiskProbe::stop`].
+pub struct DiskProbe {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<f64>>,
+}
+
+impl DiskProbe {
+    pub fn start(dir: &Path, record: usize, every: Duration) -> DiskProbe {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(16 * 1024 * 1024)
+            .open()
+            .expect("disk probe's sled");
+        let tree = db.open_tree("probe").expect("tree");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let value = vec![b'x'; record];
+            let mut latencies = Vec::new();
+            let mut count = 0u64;
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                tree.insert(format!("probe-{count:012}").as_bytes(), value.as_slice())
+                    .expect("insert");
+                tree.flush().expect("flush");
+                latencies.push(t.elapsed().as_secs_f64());
+                count += 1;
+                std::thread::sleep(every.saturating_sub(t.elapsed()));
+            }
+            drop(db);
+            latencies
+        });
+        DiskProbe { stop, thread }
+    }
+
+    pub fn stop(self) -> Vec<f64> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("disk probe")
+    }
+}
+
 /// The least a journal that makes each record durable alone can cost: a sled database at
 /// `dir`, configured as the journal's (16 MiB cache), one insert of `record` bytes then a
 /// flush, one after another, for `duration`.

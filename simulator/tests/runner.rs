@@ -88,6 +88,39 @@ async fn throttling_is_retried_until_it_passes() {
     );
 }
 
+/// An undoable step journals its start together with its pre-state (one flush before its first
+/// change); a step with nothing to undo is journaled as started before its call, alone.
+#[tokio::test]
+async fn an_undoable_step_journals_its_start_with_its_pre_state() {
+    for (action, expected) in [
+        (
+            "ec2.isolate_instance",
+            vec![
+                "started ec2.isolate_instance (attempt 1); pre-state recorded",
+                "succeeded; state read back",
+            ],
+        ),
+        (
+            "ec2.snapshot_volumes",
+            vec![
+                "started ec2.snapshot_volumes (attempt 1)",
+                "succeeded; state read back",
+            ],
+        ),
+    ] {
+        let f = fixture(&one_step(action, "{instance: i-0961e0b3af8b3ec39}", ""));
+        let (state, run) = run_once(&f).await;
+        assert_eq!(state, RunState::Succeeded, "{action}: {:?}", run.steps[0]);
+        let timeline = f.runner.journal().timeline(&run.id).await.unwrap();
+        let step: Vec<&str> = timeline
+            .iter()
+            .filter(|e| e.step.as_deref() == Some("s"))
+            .map(|e| e.what.as_str())
+            .collect();
+        assert_eq!(step, expected, "{action}");
+    }
+}
+
 /// A process killed after a step was journaled as started, but before its action recorded a
 /// pre-state (so before any change), resumes the step as the same attempt: the crash spends no
 /// retry, and the run shows the step ran once. One killed after the pre-state counts a new

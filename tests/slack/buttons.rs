@@ -148,10 +148,10 @@ fn a_kill_9_between_the_click_and_the_step_loses_nothing_and_repeats_nothing() {
     // The interface moved once to the allow-all group and once to the isolation group: the
     // step's change was made once.
     assert_eq!(calls(&w, "ec2:ModifyNetworkInterfaceAttribute"), 2, "{w}");
-    // The kill lands within milliseconds of the click's answer: before the step was journaled
-    // as started, or after (nothing changed yet, so the resumed step is the same attempt: see
-    // simulator/tests/runner.rs), or, rarely, after the step journaled its pre-state, from
-    // when on the change may be under way and the resumed step counts a second attempt.
+    // The kill lands within milliseconds of the click's answer: before the step journaled its
+    // start with its pre-state (nothing changed yet, so the step runs as attempt 1 after the
+    // restart), or, rarely, after, from when on the change may be under way and the resumed
+    // step counts a second attempt.
     let shown = c.json(&["runs", "show", &id], 0);
     let attempt = shown["steps"][1]["attempt"].as_u64();
     let timeline: Vec<&str> = shown["timeline"]
@@ -161,11 +161,14 @@ fn a_kill_9_between_the_click_and_the_step_loses_nothing_and_repeats_nothing() {
         .filter(|e| e["step"] == "isolate")
         .filter_map(|e| e["what"].as_str())
         .collect();
+    // The start is journaled with the pre-state: "started ... (attempt N); pre-state recorded".
     let last_start = timeline
         .iter()
         .rposition(|w| w.starts_with("started ec2.isolate_instance"))
         .expect("the step started");
-    let pre_state_before_kill = timeline[..last_start].contains(&"pre-state recorded");
+    let pre_state_before_kill = timeline[..last_start]
+        .iter()
+        .any(|w| w.ends_with("pre-state recorded"));
     let expected = if pre_state_before_kill { 2 } else { 1 };
     assert_eq!(attempt, Some(expected), "the step ran once: {shown}");
 }

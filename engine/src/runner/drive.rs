@@ -1,6 +1,7 @@
 //! Executing a run's steps. The order of writes is the whole point of this file:
-//! a step is marked started (flushed) before its first side effect, its pre-state is journaled
-//! before the change, and it is marked done only after the change was read back.
+//! an undoable step journals its start with its pre-state (read, not changed) before its change,
+//! any other step is marked started (flushed) before its call, and a step is marked done only
+//! after the change was read back.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,10 @@ use crate::cloud::{CloudError, ErrorKind, Target};
 use crate::playbook::{OnError, ParamTemplate, Step};
 use crate::run::{Run, RunState, StepState};
 use crate::script::{Context, ScriptError};
+
+/// The timeline's words for a step's journaled pre-state: from this record on, the step's
+/// change may be under way.
+const PRE_STATE_RECORDED: &str = "pre-state recorded";
 
 /// Where [`Runner::drive_loaded`] left a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,8 +88,9 @@ impl Runner {
                     return self.finish(run, RunState::NeedsAttention, Some(why)).await;
                 }
                 // An undoable action journals its pre-state before it changes anything (see
-                // `attempts`): without one, the interrupted attempt never reached a change, so
-                // the resumed one carries the same number and spends no retry.
+                // `attempts`): without one (a journal of an earlier build, or an action that
+                // read no pre-state), the interrupted attempt never reached a change, so the
+                // resumed one carries the same number and spends no retry.
                 StepState::Started
                     if rec.prepared.is_none() && step.action.meta().undo.is_some() =>
                 {
@@ -213,12 +219,15 @@ impl Runner {
             rec.attempt += 1;
             rec.started_ms.get_or_insert(ctx.now_ms);
             let attempt = rec.attempt;
-            self.save(
-                run,
-                Some(&step.id),
-                format!("started {} (attempt {attempt})", action.meta().id),
-            )
-            .await?;
+            let started = format!("started {} (attempt {attempt})", action.meta().id);
+            // An undoable action reads its pre-state before it changes anything, and journals
+            // the start with it: a crash before that record changed nothing, and the step runs
+            // again as the same attempt (see `advance`). One flush fewer before the first call.
+            let start_with_pre_state =
+                run.steps[i].prepared.is_none() && action.meta().undo.is_some();
+            if !start_with_pre_state {
+                self.save(run, Some(&step.id), started.as_str()).await?;
+            }
             if attempt == 1 {
                 self.observer
                     .action_started(&run.id, &run.playbook, action.meta().id);
@@ -229,12 +238,20 @@ impl Runner {
                 None => match self.call(step, action.prepare(&ctx, &params)).await {
                     // Actions that change nothing reversible read no pre-state: no extra flush.
                     Ok(Value::Null) => {
+                        if start_with_pre_state {
+                            self.save(run, Some(&step.id), started.as_str()).await?;
+                        }
                         self.call(step, action.execute(&ctx, &params, &Value::Null))
                             .await
                     }
                     Ok(prepared) => {
                         run.steps[i].prepared = Some(prepared.clone());
-                        self.save(run, Some(&step.id), "pre-state recorded").await?;
+                        let what = if start_with_pre_state {
+                            format!("{started}; {PRE_STATE_RECORDED}")
+                        } else {
+                            PRE_STATE_RECORDED.to_string()
+                        };
+                        self.save(run, Some(&step.id), what).await?;
                         self.call(step, action.execute(&ctx, &params, &prepared))
                             .await
                     }
