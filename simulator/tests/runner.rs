@@ -88,6 +88,33 @@ async fn throttling_is_retried_until_it_passes() {
     );
 }
 
+/// A step's `when` and templates see the run as it is, each variable only as far as they read
+/// it: the event, the finding, vars, an earlier step's output and the run's own fields.
+#[tokio::test]
+async fn a_step_sees_every_variable_it_reads() {
+    let playbook = "id: t\ntitle: t\nversion: 1\nmode: auto\ntrigger:\n  match: {source: [aws.guardduty]}\nvars:\n  channel: \"#ir\"\n  unused: {deep: [1, 2]}\nsteps:\n  - id: snap\n    action: ec2.snapshot_volumes\n    with: {instance: i-0961e0b3af8b3ec39}\n  - id: tell\n    action: notify.chat\n    when: event.detail.severity > 1 && run.region == \"us-east-1\" && steps.snap.state == \"succeeded\"\n    with:\n      text: \"${vars.channel} ${run.account} ${finding.resources.filter(|r| r.type == \\\"Instance\\\")[0].id} ${event[\\\"detail-type\\\"]} ${steps.snap.output.instance} ${steps[\\\"snap\\\"].output.snapshots.len()}\"\n";
+    let f = fixture(playbook);
+    let (state, run) = run_once(&f).await;
+    assert_eq!(state, RunState::Succeeded, "{:?}", run.steps);
+    assert_eq!(
+        run.steps[1].state,
+        StepState::Succeeded,
+        "{:?}",
+        run.steps[1]
+    );
+    let snapshots = run.steps[0].output.as_ref().unwrap()["snapshots"]
+        .as_object()
+        .unwrap()
+        .len();
+    assert_eq!(
+        run.steps[1].params.as_ref().unwrap()["text"],
+        format!(
+            "#ir {} i-0961e0b3af8b3ec39 GuardDuty Finding i-0961e0b3af8b3ec39 {snapshots}",
+            run.account
+        )
+    );
+}
+
 /// An undoable step journals its start together with its pre-state (one flush before its first
 /// change); a step with nothing to undo is journaled as started before its call, alone.
 #[tokio::test]

@@ -77,6 +77,18 @@ pub enum ParamTemplate {
     Map(Vec<(String, ParamTemplate)>),
 }
 
+impl ParamTemplate {
+    /// Adds the compiled `${...}` expressions inside to `out`, in order.
+    pub(crate) fn scripts<'a>(&'a self, out: &mut Vec<&'a crate::script::Script>) {
+        match self {
+            ParamTemplate::Const(_) => {}
+            ParamTemplate::Text(t) => out.extend(t.scripts()),
+            ParamTemplate::List(items) => items.iter().for_each(|t| t.scripts(out)),
+            ParamTemplate::Map(entries) => entries.iter().for_each(|(_, t)| t.scripts(out)),
+        }
+    }
+}
+
 /// A compiled step.
 pub struct Step {
     /// Unique within the playbook.

@@ -13,7 +13,7 @@ use crate::clock::parse_duration;
 use crate::cloud::{CloudError, ErrorKind, Target};
 use crate::playbook::{OnError, ParamTemplate, Step};
 use crate::run::{Run, RunState, StepState};
-use crate::script::{Context, ScriptError};
+use crate::script::{Context, Script, ScriptError};
 
 /// The timeline's words for a step's journaled pre-state: from this record on, the step's
 /// change may be under way.
@@ -133,16 +133,16 @@ impl Runner {
 
     /// A pending step: `when`, approval, parameters, then marked started.
     async fn begin(&self, run: &mut Run, i: usize, step: &Step) -> Result<Begin> {
-        // The script context converts the whole event and finding: only for a step that reads it.
-        let scripted = step.when.is_some()
-            || step
-                .with
-                .iter()
-                .any(|(_, t)| !matches!(t, ParamTemplate::Const(_)));
-        let ctx = if scripted {
-            self.context(run)
-        } else {
+        // Converting the whole event and finding for Rhai costs more than the step's journal
+        // write: the context holds only what the step's scripts and templates read.
+        let mut scripts: Vec<&Script> = step.when.iter().collect();
+        for (_, t) in &step.with {
+            t.scripts(&mut scripts);
+        }
+        let ctx = if scripts.is_empty() {
             Context::default()
+        } else {
+            self.context(run, &scripts)
         };
         if let Some(w) = &step.when {
             match self.sandbox.eval_bool(w, &ctx) {

@@ -21,6 +21,7 @@ mod observe;
 mod plan;
 mod release;
 
+use std::borrow::Cow;
 use std::sync::{Arc, RwLock};
 
 use serde_json::{json, Value};
@@ -34,7 +35,7 @@ use crate::ids::{IdSource, RandomIds};
 use crate::journal::{Admission, Entry, Inserted, Journal, JournalError};
 use crate::playbook::{self, LoadError, MatchOutcome, PlaybookRef, PlaybookSet};
 use crate::run::{Run, RunState, StepRecord, Trigger};
-use crate::script::{Context, Sandbox};
+use crate::script::{Context, Reads, Sandbox, Script};
 
 pub use decide::{check_approver, Expired};
 pub use drive::Driven;
@@ -410,24 +411,44 @@ impl Runner {
             })
     }
 
-    /// What scripts and templates of this run see.
-    fn context(&self, run: &Run) -> Context {
-        let steps: serde_json::Map<String, Value> = run
-            .steps
-            .iter()
-            .map(|s| {
-                (
-                    s.id.clone(),
-                    json!({"state": s.state, "output": s.output.clone().unwrap_or(Value::Null), "error": s.error}),
-                )
-            })
-            .collect();
-        let meta = json!({"id": run.id, "playbook": run.playbook, "account": run.account, "region": run.region, "trigger": run.trigger});
+    /// What `scripts` (a step's `when` and templates) see of this run: each variable only as
+    /// far as one of them reads it (see `script::reads`), so a template that reads one field
+    /// of the finding does not convert the whole event.
+    fn context(&self, run: &Run, scripts: &[&Script]) -> Context {
+        let reads = |name: &str| {
+            scripts
+                .iter()
+                .fold(Reads::Nothing, |all, s| all.union(s.reads(name)))
+        };
+        let steps = match reads("steps") {
+            Reads::Nothing => Value::Null,
+            r => r.pick_json(&Value::Object(
+                run.steps
+                    .iter()
+                    .map(|s| {
+                        (
+                            s.id.clone(),
+                            json!({"state": s.state, "output": s.output.clone().unwrap_or(Value::Null), "error": s.error}),
+                        )
+                    })
+                    .collect(),
+            )),
+        };
+        let meta = match reads("run") {
+            Reads::Nothing => Value::Null,
+            r => r.pick_json(&json!({"id": run.id, "playbook": run.playbook, "account": run.account, "region": run.region, "trigger": run.trigger})),
+        };
+        fn pick<'v>(reads: Reads, value: &'v Value) -> Cow<'v, Value> {
+            match reads {
+                Reads::All => Cow::Borrowed(value),
+                r => Cow::Owned(r.pick_json(value)),
+            }
+        }
         Context::new(
-            &run.event,
-            &run.finding,
-            &run.vars,
-            &Value::Object(steps),
+            &pick(reads("event"), &run.event),
+            &pick(reads("finding"), &run.finding),
+            &pick(reads("vars"), &run.vars),
+            &steps,
             &meta,
         )
     }

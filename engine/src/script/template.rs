@@ -50,6 +50,14 @@ impl Template {
         matches!(&*self.parts, [Part::Expr(_)])
     }
 
+    /// Its compiled `${...}` expressions, in order.
+    pub(crate) fn scripts(&self) -> impl Iterator<Item = &Script> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Expr(script) => Some(script),
+            Part::Literal(_) => None,
+        })
+    }
+
     /// The step ids its expressions reference as `steps.<id>` or `steps["<id>"]`, in order of
     /// first appearance, without duplicates.
     pub fn step_refs(&self) -> Vec<String> {
