@@ -116,7 +116,8 @@ async fn a_step_sees_every_variable_it_reads() {
 }
 
 /// An undoable step journals its start together with its pre-state (one flush before its first
-/// change); a step with nothing to undo is journaled as started before its call, alone.
+/// change); a step with nothing to undo is journaled as started before its call, alone. The
+/// last step's record also ends the run: the timeline is the run's creation, then the step's.
 #[tokio::test]
 async fn an_undoable_step_journals_its_start_with_its_pre_state() {
     for (action, expected) in [
@@ -124,14 +125,14 @@ async fn an_undoable_step_journals_its_start_with_its_pre_state() {
             "ec2.isolate_instance",
             vec![
                 "started ec2.isolate_instance (attempt 1); pre-state recorded",
-                "succeeded; state read back",
+                "succeeded; state read back; run succeeded",
             ],
         ),
         (
             "ec2.snapshot_volumes",
             vec![
                 "started ec2.snapshot_volumes (attempt 1)",
-                "succeeded; state read back",
+                "succeeded; state read back; run succeeded",
             ],
         ),
     ] {
@@ -145,6 +146,8 @@ async fn an_undoable_step_journals_its_start_with_its_pre_state() {
             .map(|e| e.what.as_str())
             .collect();
         assert_eq!(step, expected, "{action}");
+        assert_eq!(timeline.len(), 1 + expected.len(), "{timeline:?}");
+        assert_eq!(timeline.last().unwrap().state, "succeeded", "{timeline:?}");
     }
 }
 

@@ -268,11 +268,18 @@ impl Runner {
                     rec.undoable = outcome.undoable;
                     rec.error = None;
                     rec.finished_ms = Some(self.clock.now_ms());
-                    let what = if read_back {
-                        "succeeded; state read back"
+                    let mut what = if read_back {
+                        "succeeded; state read back".to_string()
                     } else {
-                        "succeeded"
+                        "succeeded".to_string()
                     };
+                    // The last step's record also ends the run: one write, not two.
+                    let last = i + 1 == run.steps.len();
+                    if last {
+                        run.state = RunState::Succeeded;
+                        run.error = None;
+                        what.push_str("; run succeeded");
+                    }
                     self.save(run, Some(&step.id), what).await?;
                     self.observer.step_finished(
                         &run.playbook,
@@ -281,6 +288,10 @@ impl Runner {
                         began.elapsed(),
                     );
                     tracing::info!(step = %step.id, action = action.meta().id, "Step succeeded");
+                    if last {
+                        tracing::info!(state = run.state.as_str(), "Run finished");
+                        return self.settled(run).map(Some);
+                    }
                     return Ok(None);
                 }
                 // Only throttling is certain to have done nothing; other retryable errors are
