@@ -364,7 +364,16 @@ fn a_full_queue_answers_429_with_retry_after_and_takes_the_event_later() {
         .unwrap();
     assert!(retry >= 1);
     s.settled();
-    assert_eq!(s.post_json(&b).0, 202, "accepted on retry");
+    // Sent again within Retry-After, it is taken: the first run may be settled in the journal
+    // a moment before its driver lets go of the queue's one place, so a 429 meanwhile is fine.
+    let deadline = Instant::now() + Duration::from_secs(retry);
+    let accepted = loop {
+        match s.post_json(&b).0 {
+            429 if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            status => break status,
+        }
+    };
+    assert_eq!(accepted, 202, "accepted on retry");
     let runs = s.settled();
     assert_eq!(runs.len(), 2);
     assert_eq!(

@@ -446,6 +446,24 @@ impl SledLoop {
     }
 }
 
+/// A sled database at `dir`, configured as the journal's (16 MiB cache).
+fn bare_sled(dir: &Path) -> sled::Db {
+    sled::Config::new()
+        .path(dir)
+        .cache_capacity(16 * 1024 * 1024)
+        .open()
+        .expect("bare sled")
+}
+
+/// Inserts record number `n` (`value`) into `tree` and flushes; returns the seconds it took.
+fn insert_flush(tree: &sled::Tree, n: u64, value: &[u8]) -> f64 {
+    let t = Instant::now();
+    tree.insert(format!("run-{n:012}").as_bytes(), value)
+        .expect("insert");
+    tree.flush().expect("flush");
+    t.elapsed().as_secs_f64()
+}
+
 /// A probe of the disk while a phase runs: a bare sled database at `dir` (configured as the
 /// journal's), one insert of `record` bytes then a flush every `every`, each flush's latency
 /// kept. A flush that takes long here took long for the server too: the disk stalled, not
@@ -457,11 +475,7 @@ pub struct DiskProbe {
 
 impl DiskProbe {
     pub fn start(dir: &Path, record: usize, every: Duration) -> DiskProbe {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(16 * 1024 * 1024)
-            .open()
-            .expect("disk probe's sled");
+        let db = bare_sled(dir);
         let tree = db.open_tree("probe").expect("tree");
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopped = stop.clone();
@@ -471,10 +485,7 @@ impl DiskProbe {
             let mut count = 0u64;
             while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
                 let t = Instant::now();
-                tree.insert(format!("probe-{count:012}").as_bytes(), value.as_slice())
-                    .expect("insert");
-                tree.flush().expect("flush");
-                latencies.push(t.elapsed().as_secs_f64());
+                latencies.push(insert_flush(&tree, count, &value));
                 count += 1;
                 std::thread::sleep(every.saturating_sub(t.elapsed()));
             }
@@ -494,21 +505,13 @@ impl DiskProbe {
 /// `dir`, configured as the journal's (16 MiB cache), one insert of `record` bytes then a
 /// flush, one after another, for `duration`.
 pub fn sled_loop(dir: &Path, record: usize, duration: Duration) -> SledLoop {
-    let db = sled::Config::new()
-        .path(dir)
-        .cache_capacity(16 * 1024 * 1024)
-        .open()
-        .expect("bare sled");
+    let db = bare_sled(dir);
     let tree = db.open_tree("bare").expect("tree");
     let value = vec![b'x'; record];
     let (start, mut latencies) = (Instant::now(), Vec::new());
     let mut count = 0u64;
     while start.elapsed() < duration {
-        let t = Instant::now();
-        tree.insert(format!("run-{count:012}").as_bytes(), value.as_slice())
-            .expect("insert");
-        tree.flush().expect("flush");
-        latencies.push(t.elapsed().as_secs_f64());
+        latencies.push(insert_flush(&tree, count, &value));
         count += 1;
     }
     SledLoop {
