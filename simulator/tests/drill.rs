@@ -401,3 +401,46 @@ fn a_room_that_leaves_stops_the_drill_naming_the_moment() {
         "the drill stopped at T+2m00s: the room gave no answer (end of input)"
     );
 }
+
+/// Each finding of a batch (one event, two findings) is summed up with its own run: the second
+/// finding's summary does not carry the first one's run.
+#[test]
+fn each_finding_of_a_batch_has_its_own_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/events");
+    let mut event: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixtures.join("aws.securityhub__FindingsImportedV2_GuardDuty-Stealth-IAMUser-CloudTrailLoggingDisabled_IAMAccessKey__1.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let first = &mut event["detail"]["findings"][0];
+    first["status"] = "New".into();
+    first["status_id"] = 1.into();
+    first["severity"] = "High".into();
+    first["severity_id"] = 4.into();
+    let mut second = first.clone();
+    second["finding_info"]["uid"] = "arn:aws:guardduty:us-east-1:869728294630:detector/b4c71b47fb852d3fc0e99a82fa2841aa/finding/16c95f0cfdfd3b579b977e20e9da1aa4".into();
+    second["resources"][0]["name"] = "ci_deployer".into();
+    second["resources"][0]["data"]["user_name"] = "ci_deployer".into();
+    event["detail"]["findings"]
+        .as_array_mut()
+        .unwrap()
+        .push(second);
+    std::fs::write(
+        dir.path().join("batch.json"),
+        serde_json::to_vec(&event).unwrap(),
+    )
+    .unwrap();
+    let path = scenario(
+        dir.path(),
+        "batch.yaml",
+        "name: two findings in one event\norg:\n  accounts:\n    - {id: \"869728294964\", name: observability, regions: [us-east-1]}\nresources:\n  \"869728294964\":\n    roles: [cis_automation, ci_deployer]\ntimeline:\n  - at: 1m\n    inject: {fixture: batch.json}\nexpect:\n  - containment: contained\n",
+    );
+    let mut loaded = drill::load(&path).unwrap();
+    loaded.playbooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../playbooks");
+    let report = drill::run(&loaded, 1).unwrap();
+    let runs: Vec<&Vec<String>> = report.findings.iter().map(|f| &f.runs).collect();
+    assert_eq!(runs.len(), 2, "{:?}", report.findings);
+    assert!(runs.iter().all(|r| r.len() == 1), "one run each: {runs:?}");
+    assert!(report.passed, "{}", report.markdown());
+}

@@ -421,7 +421,6 @@ async fn inject_one(
         },
         None => None,
     };
-    let mut runs = BTreeSet::new();
     let mut outcome = Vec::new();
     let mut decisions = Vec::new();
     for fe in &findings {
@@ -456,6 +455,8 @@ async fn inject_one(
                 .map(|s| vec![s]),
             None => dispatcher.submit(fe, Instant::now()).await,
         };
+        // This finding's runs only: the other findings of a batch have their own.
+        let mut runs = BTreeSet::new();
         match submitted {
             Ok(s) => {
                 for s in s {
@@ -465,11 +466,8 @@ async fn inject_one(
             }
             Err(e) => outcome.push(e.to_string()),
         }
-        a.injected.push(Injected::new(
-            &fe.finding,
-            now,
-            runs.iter().cloned().collect(),
-        ));
+        a.injected
+            .push(Injected::new(&fe.finding, now, runs.into_iter().collect()));
     }
     if outcome.is_empty() {
         outcome.push("no playbook matched".into());
