@@ -62,13 +62,9 @@ impl Template {
     /// first appearance, without duplicates.
     pub fn step_refs(&self) -> Vec<String> {
         let mut refs: Vec<String> = Vec::new();
-        for part in self.parts.iter() {
-            if let Part::Expr(script) = part {
-                for id in script.step_refs() {
-                    if !refs.contains(&id) {
-                        refs.push(id);
-                    }
-                }
+        for id in self.scripts().flat_map(Script::step_refs) {
+            if !refs.contains(&id) {
+                refs.push(id);
             }
         }
         refs
