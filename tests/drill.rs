@@ -101,14 +101,20 @@ fn a_missed_expectation_exits_1_and_names_it() {
     assert!(stderr.contains("1.800s (over)"), "{stderr}");
 }
 
-#[test]
-fn a_bad_scenario_exits_2_naming_file_line_and_field() {
+/// Runs `cordon drill` on `text` saved as `bad.yaml`; checks it exits 2 and returns stderr.
+fn refused_scenario(text: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.yaml");
-    std::fs::write(&path, "name: x\nexpect:\n  - by: 5m\n    key_inactive: AKIA1\n    run: {playbook: p, state: succeeded}\n").unwrap();
+    std::fs::write(&path, text).unwrap();
     let out = cordon(&["drill", path.to_str().unwrap()], dir.path());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_bad_scenario_exits_2_naming_file_line_and_field() {
+    let stderr = refused_scenario("name: x\nexpect:\n  - by: 5m\n    key_inactive: AKIA1\n    run: {playbook: p, state: succeeded}\n");
     assert!(
         stderr.contains("bad.yaml:3: expect[0]: needs exactly one check"),
         "{stderr}"
@@ -136,12 +142,7 @@ fn the_fence_drill_report_shows_the_ou_guardrail_deciding_the_attackers_move() {
 
 #[test]
 fn a_scenario_naming_an_unknown_ou_exits_2_naming_file_line_and_field() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bad.yaml");
-    std::fs::write(&path, "name: x\norg:\n  ous:\n    - name: Workloads\n  accounts:\n    - id: \"111111111111\"\n      name: a\n      ou: Workload\n").unwrap();
-    let out = cordon(&["drill", path.to_str().unwrap()], dir.path());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = refused_scenario("name: x\norg:\n  ous:\n    - name: Workloads\n  accounts:\n    - id: \"111111111111\"\n      name: a\n      ou: Workload\n");
     assert!(
         stderr.contains("bad.yaml:8: org.accounts[0].ou: `Workload` is not an OU under org.ous (known: Workloads)"),
         "{stderr}"
